@@ -1,0 +1,1 @@
+"""Rating and ranking models: one LightningModule family per file."""

@@ -1,0 +1,135 @@
+"""The contract every rating model follows, and the shared evaluation path.
+
+A subclass implements two methods:
+
+- ``build(dm)``: create parameters/buffers whose shapes depend on the data (called once, in
+  ``setup``, before a checkpoint is restored, so checkpoints and resume work);
+- ``predict(users, items)``: (batch,) predicted stars for known users and items (unclipped).
+
+The base class fits the cold-start baseline (global mean + regularised biases, train split only),
+routes unknown users/items to it, clips to [1, 5], and computes every reported metric through
+:class:`qrec.metrics.RatingMetrics`, plus ``test/infer_s_per_20k``.
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from qrec.data.datamodule import RATING_MAX, RATING_MIN, RatingsDataModule
+from qrec.metrics import RatingMetrics
+from qrec.models.components.biases import fit_biases
+from qrec.timing import median_seconds
+
+
+class RatingModule(L.LightningModule):
+    """Base LightningModule for explicit-rating models (see the module docstring)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.val_metrics = RatingMetrics("val")
+        self.test_metrics = RatingMetrics("test")
+        self._built = False
+
+    # --- contract ---------------------------------------------------------------------------
+    def build(self, dm: RatingsDataModule) -> None:
+        """Create data-shaped parameters and buffers (train split only)."""
+
+    def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    # --- shared machinery -------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if self._built:
+            return
+        dm = self.trainer.datamodule
+        if not isinstance(dm, RatingsDataModule):
+            raise TypeError(f"{type(self).__name__} needs a RatingsDataModule, got {type(dm).__name__}.")
+        dm.setup(stage)
+        train = dm.train
+        mu, b_user, b_item = fit_biases(train.users, train.items, train.ratings, dm.n_users, dm.n_items)
+        self.register_buffer("mu", torch.tensor(mu))
+        self.register_buffer("b_user", b_user)
+        self.register_buffer("b_item", b_item)
+        self.register_buffer("user_seen", torch.zeros(dm.n_users, dtype=torch.bool).index_fill_(0, train.users, True))
+        self.register_buffer("item_seen", torch.zeros(dm.n_items, dtype=torch.bool).index_fill_(0, train.items, True))
+        self.build(dm)
+        self._built = True
+
+    def baseline(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Global mean + biases: the cold-start prediction. ids must be in range."""
+        return self.mu + self.b_user[users] + self.b_item[items]
+
+    def predict_clipped(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Predicted stars in [1, 5]; users/items never seen in training get the biases only.
+
+        Args:
+            users, items: (batch,) int64 codes; codes outside the table are allowed (cold start).
+        """
+        n_users, n_items = len(self.user_seen), len(self.item_seen)
+        users, items = users.to(self.user_seen.device), items.to(self.user_seen.device)
+        user_ok = (users >= 0) & (users < n_users)
+        item_ok = (items >= 0) & (items < n_items)
+        users, items = torch.where(user_ok, users, 0), torch.where(item_ok, items, 0)
+        user_ok &= self.user_seen[users]
+        item_ok &= self.item_seen[items]
+        fallback = self.mu + torch.where(user_ok, self.b_user[users], 0) + torch.where(item_ok, self.b_item[items], 0)
+        preds = torch.where(user_ok & item_ok, self.predict(users, items).to(fallback.dtype), fallback)
+        return preds.clamp(RATING_MIN, RATING_MAX)
+
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        users, items, ratings = batch
+        self.val_metrics.update(self.predict_clipped(users, items), ratings)
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = self.val_metrics.compute()
+        self.log("val/rmse", metrics.pop("val/rmse"), prog_bar=True)
+        self.log_dict(metrics)
+        self.val_metrics.reset()
+
+    def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        users, items, ratings = batch
+        self.test_metrics.update(self.predict_clipped(users, items), ratings)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self.test_metrics.compute())
+        self.test_predictions = self.test_metrics.predictions().cpu()
+        self.test_metrics.reset()
+        self.log("test/infer_s_per_20k", self.inference_seconds())
+
+    @torch.no_grad()
+    def inference_seconds(self, n: int = 20_000) -> float:
+        """Median seconds to predict ``n`` test (user, item) pairs in one call."""
+        test = self.trainer.datamodule.test
+        reps = -(-n // len(test))
+        users = test.users.repeat(reps)[:n].to(self.device)
+        items = test.items.repeat(reps)[:n].to(self.device)
+        return median_seconds(lambda: self.predict_clipped(users, items))
+
+
+class ClosedFormModule(RatingModule):
+    """A model fitted by closed-form steps: one training batch is the whole training split.
+
+    ``training_step`` calls ``fit_step`` once per epoch (an ALS sweep, a block of multiplicative
+    updates, or the whole fit for one-shot models); there is no optimizer and no loss.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.automatic_optimization = False
+
+    def configure_optimizers(self) -> None:
+        return None
+
+    def fit_step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        users, items, ratings = batch
+        expected = len(self.trainer.datamodule.train)
+        if len(ratings) != expected:
+            raise ValueError(
+                f"{type(self).__name__} is fitted in closed form and needs the whole training split in "
+                f"one batch (got {len(ratings)} of {expected} ratings). Set data.batch_size=null."
+            )
+        self.fit_step(users, items, ratings)

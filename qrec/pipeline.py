@@ -1,0 +1,78 @@
+"""What `python train.py` does: data -> model -> trainer -> fit -> validate/test best -> metrics.json."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+
+def _instantiate_all(group: DictConfig | None) -> list:
+    """Instantiate every entry of a dict-of-configs group (callbacks, logger); empty group -> []."""
+    if not group:
+        return []
+    return [instantiate(conf) for conf in group.values() if conf is not None and "_target_" in conf]
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train, validate and test one configuration; write ``metrics.json`` in the output directory.
+
+    Returns:
+        The metrics dict, plus ``optimized``: the best validation value of ``cfg.optimized_metric``
+        (what Hydra sweepers minimise or maximise).
+    """
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # Data and model are built (and validated) before any training starts.
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    model = instantiate(cfg.model)
+    callbacks = _instantiate_all(cfg.get("callbacks"))
+    loggers = _instantiate_all(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_s = time.perf_counter() - start
+
+    checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
+    best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+    metrics: dict = {}
+    for result in trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False):
+        metrics.update(result)
+    for result in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
+        metrics.update(result)
+    metrics = {key: float(value) for key, value in metrics.items()}
+    metrics.update(
+        model=cfg.model._target_.rsplit(".", 1)[-1], split=cfg.data.get("split"), seed=cfg.seed,
+        fit_s=fit_s, epochs=trainer.current_epoch, best_checkpoint=best,
+        optimized_metric=cfg.optimized_metric, optimized=metrics.get(cfg.optimized_metric),
+    )  # fmt: skip
+    metrics.update(getattr(model, "extra_metrics", {}))
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    predictions = getattr(model, "test_predictions", None)
+    if predictions is not None:
+        np.save(out / "test_predictions.npy", predictions.numpy())
+    if trainer.is_global_zero:
+        print_summary(metrics, out)
+    return metrics
+
+
+def print_summary(metrics: dict, out: Path) -> None:
+    """A short table of the headline numbers."""
+    rows = [(key, value) for key, value in metrics.items() if isinstance(value, float)]
+    width = max(len(key) for key, _ in rows)
+    print(f"\n{metrics['model']} on split={metrics['split']} seed={metrics['seed']}")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value:.4f}")
+    print(f"  metrics.json -> {out / 'metrics.json'}\n")
