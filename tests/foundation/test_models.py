@@ -1,0 +1,161 @@
+"""The classical baselines: maths checks, the shared contract, and bad hyper-parameters."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from qrec.models.components.als import ridge_half_step
+from qrec.models.components.nmf import masked_nmf_step
+from qrec.pipeline import run
+
+CLASSICAL = ["bias", "svd", "nmf", "als", "ease"]
+
+
+@pytest.mark.parametrize("model", CLASSICAL)
+def test_fast_dev_run_writes_metrics(make_cfg, model):
+    cfg = make_cfg(f"model={model}", "data=synthetic", "trainer.fast_dev_run=true", "logger=none")
+    metrics = run(cfg)
+    saved = json.loads(open(cfg.paths.output_dir + "/metrics.json").read())
+    for key in ("val/rmse", "test/rmse", "test/mae", "test/pred_min", "test/pred_max", "test/pred_std",
+                "test/infer_s_per_20k", "fit_s", "model", "split", "seed"):
+        assert key in saved, key
+    assert 1.0 <= metrics["test/pred_min"] <= metrics["test/pred_max"] <= 5.0
+    assert np.isfinite(metrics["test/rmse"])
+
+
+@pytest.mark.parametrize("model", CLASSICAL)
+def test_models_beat_nothing_fitted(make_cfg, model):
+    """A full (short) fit on synthetic low-rank data beats predicting 1 star everywhere."""
+    cfg = make_cfg(f"model={model}", "data=synthetic", "logger=none", "trainer.max_epochs=3")
+    metrics = run(cfg)
+    assert metrics["test/rmse"] < 1.2
+    assert metrics["epochs"] >= 1
+
+
+def test_same_seed_same_metrics(make_cfg, tmp_path):
+    a = run(make_cfg("model=als", "data=synthetic", "logger=none", "trainer.max_epochs=2"))
+    b = run(make_cfg("model=als", "data=synthetic", "logger=none", "trainer.max_epochs=2"))
+    assert a["test/rmse"] == b["test/rmse"]
+
+
+def test_als_half_step_equals_least_squares():
+    gen = torch.Generator().manual_seed(0)
+    rows = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    x = torch.randn(9, 3, generator=gen, dtype=torch.float64)
+    t = torch.randn(9, generator=gen, dtype=torch.float64)
+    reg = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    solution = ridge_half_step(rows, x, t, 4, reg)
+    for r in range(3):
+        xr, tr = x[rows == r].numpy(), t[rows == r].numpy()
+        n = len(tr)
+        # Ridge as ordinary least squares on rows augmented with sqrt(n·reg)·I.
+        aug_x = np.vstack([xr, np.diag(np.sqrt(n * reg.numpy()))])
+        aug_t = np.concatenate([tr, np.zeros(3)])
+        expected = np.linalg.lstsq(aug_x, aug_t, rcond=None)[0]
+        np.testing.assert_allclose(solution[r].numpy(), expected, atol=1e-10)
+    assert torch.equal(solution[3], torch.zeros(3, dtype=torch.float64))  # no ratings -> 0
+
+
+def test_nmf_ignores_unobserved_cells():
+    gen = torch.Generator().manual_seed(0)
+    ratings = torch.randint(1, 6, (6, 5), generator=gen).float()
+    mask = torch.rand(6, 5, generator=gen) < 0.5
+    w0, h0 = torch.rand(6, 2, generator=gen), torch.rand(2, 5, generator=gen)
+    changed = ratings.clone()
+    changed[~mask] = torch.where(torch.rand(int((~mask).sum())) < 0.5, 99.0, float("nan"))
+    w, h, w2, h2 = w0, h0, w0, h0
+    for _ in range(5):
+        w, h = masked_nmf_step(ratings, mask, w, h, 0.1)
+        w2, h2 = masked_nmf_step(changed, mask, w2, h2, 0.1)
+    assert torch.equal(w, w2) and torch.equal(h, h2)
+    assert (w >= 0).all() and (h >= 0).all()
+
+
+def fitted(make_cfg, model):
+    cfg = make_cfg(f"model={model}", "data=synthetic", "logger=none", "trainer.max_epochs=2")
+    run(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("model", CLASSICAL)
+def test_cold_start_falls_back_to_biases(make_cfg, model):
+    import lightning as L
+
+    cfg = make_cfg(f"model={model}", "data=synthetic", "logger=none", "callbacks=none", "trainer.max_epochs=2")
+    dm, module = instantiate(cfg.data), instantiate(cfg.model)
+    trainer = L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_checkpointing=False)
+    trainer.fit(module, datamodule=dm)
+    known_item = dm.train.items[:1]
+    unknown_users = torch.tensor([dm.n_users, 10**6, -1])
+    preds = module.predict_clipped(unknown_users, known_item.repeat(3))
+    expected = (module.mu + module.b_item[known_item]).clamp(1, 5)
+    torch.testing.assert_close(preds, expected.repeat(3))
+    both_unknown = module.predict_clipped(torch.tensor([10**6]), torch.tensor([10**6]))
+    torch.testing.assert_close(both_unknown, module.mu.clamp(1, 5).reshape(1))
+
+
+def test_fit_uses_train_split_only(make_cfg):
+    """Changing validation and test ratings cannot change what ALS learns (the leakage guard)."""
+    import lightning as L
+
+    from qrec.data import RatingsDataModule, make_synthetic_ratings
+
+    def fit(corrupt: bool):
+        table = make_synthetic_ratings(seed=1)
+        dm = RatingsDataModule(lambda: table, batch_size=None)
+        dm.setup()
+        if corrupt:
+            table.ratings[np.concatenate([dm.indices.val, dm.indices.test])] = 1.0
+            dm.table = None
+            dm.setup()
+        from qrec.models.als import ALSModule
+
+        L.seed_everything(0)
+        module = ALSModule(rank=3)
+        L.Trainer(max_epochs=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                  limit_val_batches=0).fit(module, datamodule=dm)
+        return module
+
+    clean, corrupted = fit(False), fit(True)
+    for name in ("mu", "b_user", "b_item", "user_factors", "item_factors", "user_bias", "item_bias"):
+        torch.testing.assert_close(getattr(clean, name), getattr(corrupted, name))
+
+
+@pytest.mark.parametrize(
+    ("model", "override", "message"),
+    [
+        ("als", "model.rank=0", "model.rank=0 must be a positive"),
+        ("als", "model.reg=-1", "model.reg=-1 must be ≥ 0"),
+        ("svd", "model.rank=-3", "model.rank=-3 must be a positive"),
+        ("svd", "model.center=zeros", "model.center='zeros' is unknown"),
+        ("nmf", "model.rank=0", "model.rank=0"),
+        ("nmf", "model.reg=-0.5", "model.reg=-0.5 must be ≥ 0"),
+        ("ease", "model.reg=0", "model.reg=0 must be > 0"),
+        ("bias", "model.reg_user=-1", "model.reg_user=-1 must be ≥ 0"),
+    ],
+)
+def test_bad_hyperparameters_fail_before_training(make_cfg, model, override, message):
+    cfg = make_cfg(f"model={model}", "data=synthetic", override)
+    with pytest.raises(Exception, match=message):
+        run(cfg)
+
+
+def test_closed_form_needs_full_batch(make_cfg):
+    cfg = make_cfg("model=als", "data=synthetic", "data.batch_size=8", "logger=none")
+    with pytest.raises(ValueError, match="data.batch_size=null"):
+        run(cfg)
+
+
+def test_als_checkpoint_resume(make_cfg, tmp_path):
+    first = make_cfg("model=als", "data=synthetic", "logger=none", "trainer.max_epochs=2",
+                     "callbacks.early_stopping=null", "callbacks.model_checkpoint.save_last=true")
+    run(first)
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    assert ckpt.is_file()
+    resumed = make_cfg("model=als", "data=synthetic", "logger=none", "trainer.max_epochs=4",
+                       f"ckpt_path={ckpt}", "callbacks.early_stopping=null")
+    metrics = run(resumed)
+    assert metrics["epochs"] == 4
