@@ -39,5 +39,6 @@ def make_synthetic_ratings(
         users=users.astype(np.int64), items=items.astype(np.int64), ratings=ratings,
         timestamps=(8.8e8 + rng.integers(0, 10**7, len(users))).astype(np.int64),
         user_ids=np.arange(n_users).astype(str), item_ids=np.arange(n_items).astype(str), name="synthetic",
-        item_info=info, kg=kg, link=pd.DataFrame({"item": np.arange(n_items), "entity": [f"m{i}" for i in range(n_items)]}),
+        item_info=info, kg=kg,
+        link=pd.DataFrame({"item": np.arange(n_items), "entity": [f"m{i}" for i in range(n_items)]}),
     )  # fmt: skip

@@ -166,8 +166,11 @@ def mps_apply_gate(mps: list[torch.Tensor], i: int, gate: torch.Tensor) -> None:
     how, _ = _split_choice(left, mid, right)
     if how == "operator":
         # U = sum_{x,y} |x><y| (x) U[x, :, y, :]: bond index (mid, x, y), 4 * mid wide.
-        eye = torch.eye(2, dtype=a.dtype, device=a.device)
-        new_a = torch.einsum("ax,blym->blamxy", eye, a).reshape(batch, left, 2, 4 * mid)
+        # new_a[l, s, (m, x, y)] = delta(s, x) a[l, y, m]: two block copies, no multiply.
+        a_t = a.permute(0, 1, 3, 2)  # (batch, left, mid, y)
+        zero = torch.zeros_like(a_t)
+        new_a = torch.stack([torch.stack([a_t, zero], 3), torch.stack([zero, a_t], 3)], 2)
+        new_a = new_a.reshape(batch, left, 2, 4 * mid)
         new_b = torch.einsum("xcyd,bmdr->bmxycr", u, b).reshape(batch, 4 * mid, 2, right)
     else:
         theta = torch.einsum("blxm,bmyr->blxyr", a, b)
@@ -181,6 +184,15 @@ def mps_apply_gate(mps: list[torch.Tensor], i: int, gate: torch.Tensor) -> None:
             new_a = theta.reshape(batch, left, 2, 2 * right)
             new_b = eye.expand(batch, -1, -1, -1)
     mps[i], mps[i + 1] = new_a, new_b
+
+
+def _rescale(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``t / ||t||`` per batch row and ``log ||t||``. Through the real view: complex norm and division
+    were a third of the head's CPU time."""
+    real = torch.view_as_real(t)
+    norm = real.square().flatten(1).sum(1).sqrt().clamp_min(1e-30)
+    scaled = real * (1 / norm).reshape((-1,) + (1,) * (real.ndim - 1))
+    return torch.view_as_complex(scaled), norm.log()
 
 
 def mps_postselect(mps: list[torch.Tensor], kept: list[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -206,16 +218,13 @@ def mps_postselect(mps: list[torch.Tensor], kept: list[int]) -> tuple[list[torch
                 site = torch.einsum("bxl,blsr->bxsr", carry, site)
                 carry = None
             if out:  # rescale kept tensors too, so long chains of kept qubits stay finite
-                norm = site.flatten(1).norm(dim=1).clamp_min(1e-30)
-                site = site / norm[:, None, None, None].to(site.dtype)
-                log_scale = log_scale + 2 * norm.log()
+                site, log_norm = _rescale(site)
+                log_scale = log_scale + 2 * log_norm
             out.append(site)
         else:
             proj = site[:, :, 0, :]
-            carry = proj if carry is None else torch.bmm(carry, proj)
-            norm = carry.flatten(1).norm(dim=1).clamp_min(1e-30)
-            carry = carry / norm[:, None, None].to(carry.dtype)
-            log_scale = log_scale + 2 * norm.log()
+            carry, log_norm = _rescale(proj if carry is None else torch.bmm(carry, proj))
+            log_scale = log_scale + 2 * log_norm
     if carry is not None:
         out[-1] = torch.einsum("bxsl,bly->bxsy", out[-1], carry)
     norm_sq = mps_overlap(out, out).real.clamp_min(1e-300)

@@ -128,19 +128,21 @@ def _rotation_block(angles: list[torch.Tensor | None], like: torch.Tensor) -> to
 def _apply_rotations(state: torch.Tensor, m: int, angles: dict[int, torch.Tensor]) -> torch.Tensor:
     """RY on several positions of a (batch, 2^m) real state, ``ROTATION_BLOCK`` positions per pass.
 
-    Rotations on neighbouring positions are multiplied into one small Kronecker matrix and applied
-    as a batched matmul over the (rows, 2^q, rest) view: one read and one write of the state per
-    block instead of several elementwise passes per rotation.
+    Rotations on neighbouring positions are multiplied into one small Kronecker matrix. Each pass
+    applies it to the *last* q positions and, in the same batched matmul (a transposed operand
+    costs nothing), moves them to the front; after passes covering all m positions the order is
+    back where it started. One read and one write of the state per block, as a GEMM, instead of
+    several elementwise passes per rotation (or a bmm over millions of tiny matrices).
     """
     batch = state.shape[0]
-    start = 0
-    while start < m:
-        stop = min(m, start + ROTATION_BLOCK)
-        if any(p in angles for p in range(start, stop)):
-            block = _rotation_block([angles.get(p) for p in range(start, stop)], state)
-            view = state.reshape(batch * 2**start, 2 ** (stop - start), 2 ** (m - stop))
-            state = torch.matmul(block, view).reshape(state.shape)
-        start = stop
+    stop = m
+    while stop > 0:
+        start = max(0, stop - ROTATION_BLOCK)
+        q = stop - start
+        block = _rotation_block([angles.get(p) for p in range(start, stop)], state)
+        view = state.reshape(batch, 2 ** (m - q), 2**q)
+        state = torch.matmul(block, view.transpose(1, 2)).reshape(batch, -1)
+        stop = start
     return state
 
 

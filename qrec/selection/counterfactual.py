@@ -40,7 +40,7 @@ from qrec.selection.itemknn import (
     itemknn_scores,
     itemknn_weights,
     kth_largest,
-    prune_columns,
+    prune_rows,
 )
 
 
@@ -111,6 +111,31 @@ def counterfactual_deltas(
     return Counterfactual(base, single, pair, time.perf_counter() - start, n_features + n_pairs)
 
 
+def _keep_topk(vals: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
+    """Row-wise mask of the ``k`` best positive candidates by (value desc, item index asc).
+
+    Args:
+        vals: (rows, m) candidate values (0 for padding). idx: (rows, m) their item indices, in any
+            order (padding: any index; it is never kept because its value is 0).
+    """
+    thr = kth_largest(vals, k, axis=1)[:, None]
+    above = vals > thr
+    tie = (vals == thr) & (vals > 0)
+    need = k - above.sum(axis=1)
+    keep = above & (vals > 0)
+    short = tie.sum(axis=1) > need  # rows where only some of the tied items fit
+    keep |= tie & ~short[:, None]
+    if short.any():
+        tr, tc = np.nonzero(tie & short[:, None])
+        order = np.lexsort((idx[tr, tc], tr))  # by row, then item index
+        tr, tc = tr[order], tc[order]
+        starts = np.flatnonzero(np.r_[True, tr[1:] != tr[:-1]])
+        rank = np.arange(len(tr)) - np.repeat(starts, np.diff(np.r_[starts, len(tr)]))
+        ok = rank < need[tr]
+        keep[tr[ok], tc[ok]] = True
+    return keep
+
+
 class ItemKNNCounterfactual:
     """Exact, incremental counterfactual nDCG@k of the Item-KNN CBF model (see module docstring).
 
@@ -168,14 +193,20 @@ class ItemKNNCounterfactual:
         self.sq = np.diag(self.gram).copy()
         self.norms = np.sqrt(self.sq)
         S = cosine_from_gram(self.gram, self.sq, shrink)
-        self.W = prune_columns(S, k)
-        # Old neighbours of each column, padded with -1: (k_max, items).
-        cols, rows = np.nonzero(self.W.T > 0)
-        counts = np.bincount(cols, minlength=n_items)
+        # Row layout (targets as rows) keeps every per-mask gather contiguous in memory.
+        self.Wt = prune_rows(S, k)  # S is symmetric: row j = target j's similarities
+        self.W = self.Wt.T
+        # Old neighbours of each target, padded with -1: (items, k_max), plus their static values.
+        targets, rows = np.nonzero(self.Wt > 0)
+        counts = np.bincount(targets, minlength=n_items)
         k_max = max(int(counts.max()) if len(counts) else 0, 1)
         slot = np.arange(len(rows)) - np.repeat(np.r_[0, np.cumsum(counts)[:-1]], counts)
-        self.nbr = np.full((k_max, n_items), -1, dtype=np.int64)
-        self.nbr[slot, cols] = rows
+        self.nbr = np.full((n_items, k_max), -1, dtype=np.int64)
+        self.nbr[targets, slot] = rows
+        self.nbr_ok = self.nbr >= 0
+        nb = np.where(self.nbr_ok, self.nbr, 0)
+        self.nbr_val = np.where(self.nbr_ok, self.Wt[np.arange(n_items)[:, None], nb], 0.0)
+        self.nbr_gram = np.where(self.nbr_ok, self.gram[np.arange(n_items)[:, None], nb], 0.0)
 
         scores = itemknn_scores(self.train_u, self.W)
         excluded = self.train_u.astype(bool)
@@ -221,40 +252,62 @@ class ItemKNNCounterfactual:
         return self._metric_after(sp.coo_matrix(self.train_u @ dW))
 
     def _weight_changes(self, FM, A, sq_new) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Sparse ΔW = W' − W as (rows, cols, values)."""
-        k, shrink, W = self.k, self.shrink, self.W
-        n = W.shape[0]
+        """Sparse ΔW = W' − W as (rows = neighbour items, cols = target items, values)."""
+        k, shrink = self.k, self.shrink
+        n = self.W.shape[0]
         in_a = np.zeros(n, dtype=bool)
         in_a[A] = True
-        B = np.flatnonzero(~in_a)
         norms_new = np.sqrt(sq_new)
 
-        # Columns j ∈ A: the target's own norm changed, so the whole column is recomputed.
-        gram_a = self.gram[:, A] - FM @ FM[A].T
-        S_a = gram_a / (np.outer(norms_new, norms_new[A]) + shrink)
-        S_a[A, np.arange(len(A))] = 0.0
-        W_a = np.where((S_a >= kth_largest(S_a, k)[None, :]) & (S_a > 0), S_a, 0.0)
-        r1, c1 = np.nonzero(W_a != W[:, A])
-        parts = [(r1, A[c1], W_a[r1, c1] - W[r1, A[c1]])]
+        # Targets j ∈ A: the target's own norm changed, so the whole row of Wᵀ is recomputed.
+        S_a = (self.gram[A] - FM[A] @ FM.T) / (np.outer(norms_new[A], norms_new) + shrink)
+        S_a[np.arange(len(A)), A] = 0.0
+        W_a = prune_rows(S_a, k)
+        t1, i1 = np.nonzero(W_a != self.Wt[A])
+        parts = [(i1, A[t1], W_a[t1, i1] - self.Wt[A[t1], i1])]
 
+        B = np.flatnonzero(~in_a)
         if len(B):
-            # Columns j ∉ A: numerators are unchanged (j has no masked feature); i ∈ A gets a smaller
-            # norm, so S_ij can only rise. Candidates: old neighbours (re-valued) ∪ all of A.
-            nbr = self.nbr[:, B]
-            valid = nbr >= 0
-            nb = np.where(valid, nbr, 0)
-            old_vals = np.where(valid, W[nb, B[None, :]], 0.0)
-            new_nb = np.where(valid, self.gram[nb, B[None, :]] / (norms_new[nb] * self.norms[B][None, :] + shrink), 0.0)
-            new_ab = self.gram[np.ix_(A, B)] / (np.outer(norms_new[A], self.norms[B]) + shrink)
-            new_ab[W[np.ix_(A, B)] > 0] = 0.0  # already counted among the old neighbours
-            threshold = kth_largest(np.vstack([new_nb, new_ab]), k)[None, :]
-            kept_nb = np.where((new_nb >= threshold) & (new_nb > 0), new_nb, 0.0)
-            d_nb = kept_nb - old_vals
-            r2, c2 = np.nonzero(d_nb)
-            parts.append((nb[r2, c2], B[c2], d_nb[r2, c2]))
-            kept_ab = (new_ab >= threshold) & (new_ab > 0)
-            r3, c3 = np.nonzero(kept_ab)
-            parts.append((A[r3], B[c3], new_ab[r3, c3]))
+            # Targets j ∉ A: numerators are unchanged (j has no masked feature) and i ∈ A has a smaller
+            # norm, so S_ij can only rise: the new neighbours are among the old ones ∪ A, and an item of
+            # A outside the old neighbours must reach the old threshold (new ≥ old k-th value) to enter.
+            nbr, ok = self.nbr[B], self.nbr_ok[B]
+            old = self.nbr_val[B]
+            hit = ok & in_a[np.where(ok, nbr, 0)]
+            new = old.copy()
+            hr, hc = np.nonzero(hit)
+            new[hr, hc] = self.nbr_gram[B[hr], hc] / (norms_new[nbr[hr, hc]] * self.norms[B[hr]] + shrink)
+            S_ab = self.gram[A][:, B] / (np.outer(norms_new[A], self.norms[B]) + shrink)  # (|A|, |B|)
+            outside = self.Wt[B][:, A].T == 0
+            # Old k-th value (exactly k kept with index tie-break); 0 when fewer than k are positive.
+            full = ok.sum(axis=1) >= k
+            old_thr = np.where(full, np.where(ok, old, np.inf).min(axis=1), 0.0)
+            enter = outside & (S_ab > 0) & (S_ab >= old_thr[None, :])
+            ea, eb = np.nonzero(enter)
+            changed = np.zeros(len(B), dtype=bool)
+            changed[hr] = True
+            changed[eb] = True
+            rows_b = np.flatnonzero(changed)  # targets whose candidate set moved
+            if len(rows_b):
+                local = np.full(len(B), -1)
+                local[rows_b] = np.arange(len(rows_b))
+                counts = np.bincount(local[eb], minlength=len(rows_b))
+                width = max(int(counts.max()) if len(counts) else 0, 1)
+                extra_val = np.zeros((len(rows_b), width))
+                extra_idx = np.full((len(rows_b), width), n, dtype=np.int64)
+                order = np.argsort(local[eb], kind="stable")
+                slot = np.arange(len(eb)) - np.repeat(np.r_[0, np.cumsum(counts)[:-1]], counts)
+                extra_val[local[eb][order], slot] = S_ab[ea[order], eb[order]]
+                extra_idx[local[eb][order], slot] = A[ea[order]]
+                vals = np.hstack([new[rows_b], extra_val])
+                idx = np.hstack([np.where(ok[rows_b], nbr[rows_b], n), extra_idx])
+                kept = _keep_topk(vals, idx, k)
+                width_old = new.shape[1]
+                d = np.where(kept[:, :width_old], vals[:, :width_old], 0.0) - old[rows_b]
+                dr, dc = np.nonzero(d)
+                parts.append((nbr[rows_b[dr], dc], B[rows_b[dr]], d[dr, dc]))
+                er, ec = np.nonzero(kept[:, width_old:])
+                parts.append((extra_idx[er, ec], B[rows_b[er]], extra_val[er, ec]))
         rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
         return rows, cols, vals
 

@@ -6,10 +6,11 @@ The QuantumCLEF / CAQUBO base model (QUBO.md, "Base model"):
 - each target item ``j`` keeps its ``k`` most similar items ``i`` (column ``j`` of ``W``);
 - ``score(u, j) = Σ_{i ∈ train(u)} W_ij``.
 
-Tie rule (documented deviation): every item whose similarity equals the k-th largest similarity of
-the column is kept, so a column may hold a few more than ``k`` neighbours. Binary features make such
-ties common; keeping all of them makes the model independent of item order and lets the incremental
-counterfactual analysis reproduce full re-scoring exactly.
+Tie rule: binary features make equal similarities common (an item with one feature is equally
+similar to every item with the same feature count), so the k-th place is often shared. Exactly
+``k`` neighbours are kept, ties broken by the lower item index (reference implementations break them
+arbitrarily through ``argpartition``); a fixed rule lets the incremental counterfactual analysis
+reproduce full re-scoring exactly. Zero similarities are never kept.
 """
 
 from __future__ import annotations
@@ -61,10 +62,18 @@ def kth_largest(values: np.ndarray, k: int, axis: int = 0) -> np.ndarray:
     return np.partition(values, n - k, axis=axis).take(n - k, axis=axis)
 
 
-def prune_columns(S: np.ndarray, k: int) -> np.ndarray:
-    """Keep, in every column, the positive entries ≥ the column's k-th largest (ties kept)."""
-    threshold = kth_largest(S, k, axis=0)
-    return np.where((S >= threshold[None, :]) & (S > 0), S, 0.0)
+def prune_rows(S: np.ndarray, k: int) -> np.ndarray:
+    """Keep the ``k`` largest positive entries of every row (ties by lower column index), zero the rest.
+
+    Args:
+        S: (rows, n) values; columns are in index order.
+    """
+    threshold = kth_largest(S, k, axis=1)[:, None]
+    above = S > threshold
+    need = k - above.sum(axis=1, keepdims=True)
+    tie = S == threshold
+    keep = (above | (tie & (np.cumsum(tie, axis=1) <= need))) & (S > 0)
+    return np.where(keep, S, 0.0)
 
 
 def itemknn_weights(features: np.ndarray, k: int = 100, shrink: float = 5.0) -> np.ndarray:
@@ -83,7 +92,8 @@ def itemknn_weights(features: np.ndarray, k: int = 100, shrink: float = 5.0) -> 
     if shrink < 0:
         raise ValueError(f"shrink={shrink} must be ≥ 0.")
     gram = features @ features.T
-    return prune_columns(cosine_from_gram(gram, np.diag(gram).copy(), shrink), k)
+    # S is symmetric, so pruning row j (the similarities of target j) prunes column j of W.
+    return prune_rows(cosine_from_gram(gram, np.diag(gram).copy(), shrink), k).T
 
 
 def itemknn_scores(train: sp.spmatrix, weights: np.ndarray) -> np.ndarray:
