@@ -1,7 +1,12 @@
 """qrec entry point: `python train.py model=als` (see conf/train.yaml and README.md)."""
 
+import os
+
 import hydra
 from omegaconf import DictConfig
+
+# Small torch ops on a busy 2-core CPU were ~10x slower with OpenMP spin-waiting (see DESIGN notes).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

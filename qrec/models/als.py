@@ -6,7 +6,7 @@ import torch
 
 from qrec.data.datamodule import RatingsDataModule
 from qrec.models.base import ClosedFormModule
-from qrec.models.components.als import ridge_half_step
+from qrec.models.components.als import RowLayout
 
 
 class ALSModule(ClosedFormModule):
@@ -39,19 +39,24 @@ class ALSModule(ClosedFormModule):
         self.register_buffer("user_bias", self.b_user.clone())
         self.register_buffer("item_bias", self.b_item.clone())
         self.register_buffer("global_mean", torch.tensor(dm.global_mean))
+        self._layouts = None  # built from the first training batch (the whole training split)
 
     def _reg(self) -> torch.Tensor:
         hp = self.hparams
         return torch.tensor([hp.reg] * hp.rank + [hp.reg_bias], device=self.device)
 
     def fit_step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
-        ones = torch.ones(len(ratings), 1, device=ratings.device)
+        if self._layouts is None:
+            self._layouts = (RowLayout(users, items, len(self.user_factors)),
+                             RowLayout(items, users, len(self.item_factors)))  # fmt: skip
+        by_user, by_item = self._layouts
+        reg = self._reg()
         centred = ratings - self.global_mean
-        solution = ridge_half_step(users, torch.cat([self.item_factors[items], ones], 1),
-                                   centred - self.item_bias[items], len(self.user_factors), self._reg())  # fmt: skip
+        ones = torch.ones(len(self.item_factors), 1, device=self.device)
+        solution = by_user.solve(torch.cat([self.item_factors, ones], 1), centred - self.item_bias[items], reg)
         self.user_factors, self.user_bias = solution[:, :-1].contiguous(), solution[:, -1].contiguous()
-        solution = ridge_half_step(items, torch.cat([self.user_factors[users], ones], 1),
-                                   centred - self.user_bias[users], len(self.item_factors), self._reg())  # fmt: skip
+        ones = torch.ones(len(self.user_factors), 1, device=self.device)
+        solution = by_item.solve(torch.cat([self.user_factors, ones], 1), centred - self.user_bias[users], reg)
         self.item_factors, self.item_bias = solution[:, :-1].contiguous(), solution[:, -1].contiguous()
 
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

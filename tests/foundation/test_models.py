@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from qrec.models.components.als import ridge_half_step
+from qrec.models.components.als import RowLayout
 from qrec.models.components.nmf import masked_nmf_step
 from qrec.pipeline import run
 
@@ -47,7 +47,8 @@ def test_als_half_step_equals_least_squares():
     x = torch.randn(9, 3, generator=gen, dtype=torch.float64)
     t = torch.randn(9, generator=gen, dtype=torch.float64)
     reg = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
-    solution = ridge_half_step(rows, x, t, 4, reg)
+    # Each observation is its own column, so col_features are the per-observation features.
+    solution = RowLayout(rows, torch.arange(9), 4, group_size=2).solve(x, t, reg)
     for r in range(3):
         xr, tr = x[rows == r].numpy(), t[rows == r].numpy()
         n = len(tr)

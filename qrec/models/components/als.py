@@ -5,56 +5,54 @@ from __future__ import annotations
 import torch
 
 
-def gram_and_rhs(
-    rows: torch.Tensor, features: torch.Tensor, target: torch.Tensor, n_rows: int, group_size: int = 64
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-row normal equations of ``target ≈ features @ w_row``.
+class RowLayout:
+    """A sparse (row, col) pattern packed for batched normal equations; built once, reused every sweep.
 
-    index_add_ of per-observation outer products was ~10× slower on CPU: it writes m·d² floats.
-
-    Args:
-        rows: (m,) which row each observation belongs to; features: (m, d); target: (m,).
-
-    Returns:
-        A (n_rows, d, d) = Σ x xᵀ, b (n_rows, d) = Σ x·t, counts (n_rows,).
-    """
-    counts = torch.bincount(rows, minlength=n_rows)
-    d = features.shape[1]
-    gram, rhs = features.new_zeros(n_rows, d, d), features.new_zeros(n_rows, d)
-    # Rows sorted by length and padded in groups of similar length: one batched matmul per group
-    # wastes little on padding (rating counts are long-tailed) and never materialises m·d² floats.
-    order = torch.argsort(rows, stable=True)
-    starts = torch.cumsum(counts, 0) - counts
-    by_length = torch.argsort(counts, descending=True)
-    features = torch.cat([features, features.new_zeros(1, d)])  # index m = zero padding
-    target = torch.cat([target, target.new_zeros(1)])
-    for group in torch.split(by_length, group_size):
-        length = int(counts[group[0]])
-        if length == 0:
-            break
-        offsets = torch.arange(length, device=rows.device)
-        index = starts[group, None] + offsets  # (g, length) positions in the sorted order
-        valid = offsets < counts[group, None]
-        index = torch.where(valid, order[index.clamp(max=len(order) - 1)], len(order))
-        x, t = features[index], target[index]  # (g, length, d), (g, length)
-        gram[group] = x.transpose(1, 2) @ x
-        rhs[group] = (x.transpose(1, 2) @ t.unsqueeze(2)).squeeze(2)
-    return gram, rhs, counts.to(features.dtype)
-
-
-def ridge_half_step(
-    rows: torch.Tensor, features: torch.Tensor, target: torch.Tensor, n_rows: int, reg: torch.Tensor
-) -> torch.Tensor:
-    """Solve min_w Σ (t − x·w)² + n_row · Σ_k reg_k w_k² for every row (ALS-WR weighting).
+    Rows are sorted by their number of observations and cut into groups of ``group_size``; each group
+    is zero-padded to its own longest row, so one gather + one batched matmul per group forms all its
+    Gram matrices with little padding (rating counts are long-tailed). Writing per-observation outer
+    products with ``index_add_`` instead was ~10× slower on CPU: it moves m·d² floats.
 
     Args:
-        reg: (d,) per-coordinate penalty, scaled by each row's number of observations as in
-            ALS-WR (Zhou et al. 2008); rows with no observations get w = 0.
-
-    Returns:
-        (n_rows, d) solutions.
+        rows, cols: (m,) observation coordinates; n_rows: number of rows (users or items).
     """
-    gram, rhs, counts = gram_and_rhs(rows, features, target, n_rows)
-    penalty = counts.clamp(min=1).unsqueeze(1) * reg.unsqueeze(0)  # (n_rows, d)
-    gram = gram + torch.diag_embed(penalty)
-    return torch.linalg.solve(gram, rhs)
+
+    def __init__(self, rows: torch.Tensor, cols: torch.Tensor, n_rows: int, group_size: int = 64):
+        self.n_rows, self.m = n_rows, len(rows)
+        self.counts = torch.bincount(rows, minlength=n_rows)
+        order = torch.argsort(rows, stable=True)  # observations grouped by row
+        starts = torch.cumsum(self.counts, 0) - self.counts
+        self.row_order = torch.argsort(self.counts, descending=True, stable=True)
+        self.groups = []  # (rows, padded observation index, padded col index); padding points past the end
+        for group in torch.split(self.row_order, group_size):
+            length = max(int(self.counts[group].max()), 1)
+            offsets = torch.arange(length, device=rows.device)
+            valid = offsets < self.counts[group, None]
+            position = (starts[group, None] + offsets).clamp(max=max(self.m - 1, 0))
+            observation = torch.where(valid, order[position], self.m)
+            col = torch.where(valid, cols[order[position]], -1)
+            self.groups.append((group, observation, col))
+
+    def solve(self, col_features: torch.Tensor, target: torch.Tensor, reg: torch.Tensor) -> torch.Tensor:
+        """min_w Σ_obs (t − f_col·w)² + n_row · Σ_k reg_k w_k² for every row (ALS-WR weighting).
+
+        Args:
+            col_features: (n_cols, d) features of the column each observation points at.
+            target: (m,) one value per observation.
+            reg: (d,) per-coordinate penalty, scaled by each row's number of observations as in ALS-WR
+                (Zhou et al. 2008); rows without observations get w = 0.
+
+        Returns:
+            (n_rows, d) solutions.
+        """
+        d = col_features.shape[1]
+        features = torch.cat([col_features, col_features.new_zeros(1, d)])  # col -1 -> zero row
+        target = torch.cat([target, target.new_zeros(1)])  # observation m -> 0
+        solution = col_features.new_empty(self.n_rows, d)
+        for rows, observation, col in self.groups:
+            x = features[col]  # (g, length, d)
+            gram = x.mT @ x + torch.diag_embed(self.counts[rows, None].clamp(min=1) * reg)
+            rhs = x.mT @ target[observation].unsqueeze(2)
+            # The penalised Gram matrix is symmetric positive definite: Cholesky is the cheap exact solve.
+            solution[rows] = torch.cholesky_solve(rhs, torch.linalg.cholesky(gram)).squeeze(2)
+        return solution
