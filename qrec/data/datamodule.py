@@ -32,15 +32,15 @@ class Ratings(NamedTuple):
 class _RatingRows(Dataset):
     """Indexed by a whole list of rows at once, so a batch is one tensor gather, not 1,024 collates."""
 
-    def __init__(self, data: Ratings):
-        self.data = data
+    def __init__(self, data: Ratings, with_timestamps: bool):
+        self.data, self.fields = data, 4 if with_timestamps else 3
 
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, ...]:
         rows = torch.as_tensor(rows)
-        return self.data.users[rows], self.data.items[rows], self.data.ratings[rows]
+        return tuple(field[rows] for field in self.data[: self.fields])
 
 
 def scale(ratings: torch.Tensor) -> torch.Tensor:
@@ -63,6 +63,8 @@ class RatingsDataModule(L.LightningDataModule):
         batch_size: training batch size; ``None`` serves the whole training split as one batch
             (closed-form models: one batch = one sweep).
         eval_batch_size: validation/test batch size.
+        with_timestamps: batches are (users, items, ratings, timestamps) instead of the first three
+            (sequence-aware models need the time of each query).
     """
 
     def __init__(
@@ -74,12 +76,14 @@ class RatingsDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         batch_size: int | None = 1024,
         eval_batch_size: int = 20_000,
+        with_timestamps: bool = False,
     ):
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise DataError(f"data.batch_size={batch_size} must be positive (or null for full batch).")
         self.dataset, self.split, self.seed, self.fold = dataset, split, seed, fold
         self.val_fraction, self.batch_size, self.eval_batch_size = val_fraction, batch_size, eval_batch_size
+        self.with_timestamps = with_timestamps
         self.table: RatingTable | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -119,7 +123,7 @@ class RatingsDataModule(L.LightningDataModule):
     def _loader(self, data: Ratings, batch_size: int | None, shuffle: bool) -> DataLoader:
         size = len(data) if batch_size is None else batch_size
         base = RandomSampler(range(len(data))) if shuffle else SequentialSampler(range(len(data)))
-        return DataLoader(_RatingRows(data), sampler=BatchSampler(base, size, drop_last=False), batch_size=None)
+        return DataLoader(_RatingRows(data, self.with_timestamps), sampler=BatchSampler(base, size, drop_last=False), batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, self.batch_size, shuffle=self.batch_size is not None)

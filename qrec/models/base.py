@@ -40,12 +40,15 @@ class RatingModule(L.LightningModule):
 
     # --- shared machinery -------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        self.attach(self.trainer.datamodule)
+
+    def attach(self, dm: RatingsDataModule) -> None:
+        """Fit the baseline and ``build`` on ``dm``'s training split (once; also usable without a Trainer)."""
         if self._built:
             return
-        dm = self.trainer.datamodule
         if not isinstance(dm, RatingsDataModule):
             raise TypeError(f"{type(self).__name__} needs a RatingsDataModule, got {type(dm).__name__}.")
-        dm.setup(stage)
+        dm.setup()
         train = dm.train
         mu, b_user, b_item = fit_biases(train.users, train.items, train.ratings, dm.n_users, dm.n_items)
         self.register_buffer("mu", torch.tensor(mu))
@@ -77,9 +80,12 @@ class RatingModule(L.LightningModule):
         preds = torch.where(user_ok & item_ok, self.predict(users, items).to(fallback.dtype), fallback)
         return preds.clamp(RATING_MIN, RATING_MAX)
 
+    def evaluate(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """Clipped predictions for an evaluation batch (users, items, ratings[, timestamps])."""
+        return self.predict_clipped(batch[0], batch[1])
+
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        users, items, ratings = batch
-        self.val_metrics.update(self.predict_clipped(users, items), ratings)
+        self.val_metrics.update(self.evaluate(batch), batch[2])
 
     def on_validation_epoch_end(self) -> None:
         metrics = self.val_metrics.compute()
@@ -88,8 +94,7 @@ class RatingModule(L.LightningModule):
         self.val_metrics.reset()
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        users, items, ratings = batch
-        self.test_metrics.update(self.predict_clipped(users, items), ratings)
+        self.test_metrics.update(self.evaluate(batch), batch[2])
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self.test_metrics.compute())
@@ -102,9 +107,8 @@ class RatingModule(L.LightningModule):
         """Median seconds to predict ``n`` test (user, item) pairs in one call."""
         test = self.trainer.datamodule.test
         reps = -(-n // len(test))
-        users = test.users.repeat(reps)[:n].to(self.device)
-        items = test.items.repeat(reps)[:n].to(self.device)
-        return median_seconds(lambda: self.predict_clipped(users, items))
+        batch = tuple(t.repeat(reps)[:n].to(self.device) for t in test)  # users, items, ratings, timestamps
+        return median_seconds(lambda: self.evaluate(batch))
 
 
 class ClosedFormModule(RatingModule):
@@ -125,7 +129,7 @@ class ClosedFormModule(RatingModule):
         raise NotImplementedError
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        users, items, ratings = batch
+        users, items, ratings = batch[:3]
         expected = len(self.trainer.datamodule.train)
         if len(ratings) != expected:
             raise ValueError(

@@ -37,7 +37,7 @@ DENSE_MAX_WIRES = 8
 # faults of huge fresh allocations (DESIGN.md: 16-qubit batches spent most time in page faults).
 CHUNK_ELEMENTS = 1 << 20
 # Positions per rotation pass (a 2^q × 2^q Kronecker block): fewer passes vs more flops per entry.
-ROTATION_BLOCK = 3
+ROTATION_BLOCK = 4
 
 
 @dataclass
@@ -67,8 +67,14 @@ def _compile_group(spec: VarNetSpec, observed: list[int], cone) -> _Plan:
     pending: list[list[tuple[int, int]]] = [[] for _ in wires]
     touched = [False] * m  # a CNOT has acted on this position: RYs can no longer be folded in
 
-    def flush(p: int) -> None:
-        if pending[p]:
+    def flush(positions: range | tuple[int, ...]) -> None:
+        # RYs still pending on other wires commute with every gate emitted since they were issued,
+        # so once one rotation pass is needed, all touched wires' pending RYs join it: one pass
+        # per layer instead of one per CNOT, and the CNOT runs between them stay fused.
+        needs_pass = any(pending[p] and touched[p] for p in positions)
+        for p in range(m) if needs_pass else positions:
+            if not pending[p]:
+                continue
             if touched[p]:
                 if not (plan.ops and plan.ops[-1][0] == "rys"):
                     plan.ops.append(("rys", {}))
@@ -83,8 +89,7 @@ def _compile_group(spec: VarNetSpec, observed: list[int], cone) -> _Plan:
             pending[pos[gate.wires[0]]].append(gate.param)
         elif gate.kind == "cnot":
             c, t = pos[gate.wires[0]], pos[gate.wires[1]]
-            flush(c)
-            flush(t)
+            flush((c, t))
             touched[c] = touched[t] = True
             idx = _cnot_index(m, c, t)
             if plan.ops and plan.ops[-1][0] == "perm":
@@ -92,8 +97,7 @@ def _compile_group(spec: VarNetSpec, observed: list[int], cone) -> _Plan:
                 plan.ops[-1] = ("perm", plan.ops[-1][1][idx])
             else:
                 plan.ops.append(("perm", idx))
-    for p in range(m):
-        flush(p)
+    flush(range(m))
     basis = torch.arange(2**m)
     diag = torch.stack([1.0 - 2.0 * ((basis >> (m - 1 - pos[w])) & 1).double() for w in observed])
     if plan.ops and plan.ops[-1][0] == "perm":
@@ -125,14 +129,19 @@ def _rotation_block(angles: list[torch.Tensor | None], like: torch.Tensor) -> to
     return block
 
 
-def _apply_rotations(state: torch.Tensor, m: int, angles: dict[int, torch.Tensor]) -> torch.Tensor:
+def _apply_rotations(
+    state: torch.Tensor, m: int, angles: dict[int, torch.Tensor], spare: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """RY on several positions of a (batch, 2^m) real state, ``ROTATION_BLOCK`` positions per pass.
 
     Rotations on neighbouring positions are multiplied into one small Kronecker matrix. Each pass
     applies it to the *last* q positions and, in the same batched matmul (a transposed operand
     costs nothing), moves them to the front; after passes covering all m positions the order is
-    back where it started. One read and one write of the state per block, as a GEMM, instead of
-    several elementwise passes per rotation (or a bmm over millions of tiny matrices).
+    back where it started. One GEMM read+write of the state per block, instead of several
+    elementwise passes per rotation or a bmm over millions of tiny matrices.
+
+    Returns:
+        (new state, free buffer): with a ``spare`` buffer the passes ping-pong between the two.
     """
     batch = state.shape[0]
     stop = m
@@ -140,46 +149,87 @@ def _apply_rotations(state: torch.Tensor, m: int, angles: dict[int, torch.Tensor
         start = max(0, stop - ROTATION_BLOCK)
         q = stop - start
         block = _rotation_block([angles.get(p) for p in range(start, stop)], state)
-        view = state.reshape(batch, 2 ** (m - q), 2**q)
-        state = torch.matmul(block, view.transpose(1, 2)).reshape(batch, -1)
+        view = state.reshape(batch, 2 ** (m - q), 2**q).transpose(1, 2)
+        if spare is None:
+            state = torch.matmul(block, view).reshape(batch, -1)
+        else:
+            torch.matmul(block, view, out=spare.view(batch, 2**q, 2 ** (m - q)))
+            state, spare = spare, state
         stop = start
-    return state
+    return state, spare
 
 
-def _apply_ops(state: torch.Tensor, plan: _Plan, weights: torch.Tensor) -> torch.Tensor:
+def _apply_ops(
+    state: torch.Tensor, plan: _Plan, weights: torch.Tensor, spare: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     m = len(plan.wires)
     for op in plan.ops:
         if op[0] == "perm":
-            state = state[:, op[1].to(state.device)]
+            idx = op[1].to(state.device)
+            if spare is None:
+                state = state.index_select(1, idx)
+            else:
+                torch.index_select(state, 1, idx, out=spare)
+                state, spare = spare, state
         else:
             angles = {p: sum(weights[idx] for idx in widx) for p, widx in op[1].items()}
-            state = _apply_rotations(state, m, angles)
+            state, spare = _apply_rotations(state, m, angles, spare)
+    return state, spare
+
+
+def _product(amps: list[torch.Tensor]) -> torch.Tensor:
+    """Kronecker product of per-wire amplitudes (batch, 2) -> (batch, 2^len), first most significant."""
+    state = amps[0]
+    for amp in amps[1:]:
+        state = (state.unsqueeze(-1) * amp.unsqueeze(1)).reshape(len(state), -1)
     return state
 
 
-def _initial_state(x: torch.Tensor, weights: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    """Product state ⊗_p RY(π·x_w + folded weights)|0⟩: (batch, 2^m), first wire most significant."""
-    state = None
+def _initial_state(
+    x: torch.Tensor, weights: torch.Tensor, plan: _Plan, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Product state ⊗_p RY(π·x_w + folded weights)|0⟩: (batch, 2^m), first wire most significant.
+
+    Built as the outer product of two half-register products, so the one full-size multiply has
+    a long inner dimension (an inner dimension of 2 vectorises badly); ``out`` receives it.
+    """
+    amps = []
     for p, w in enumerate(plan.wires):
         theta = x[:, w] * math.pi
         for idx in plan.init_weights[p]:
             theta = theta + weights[idx]
-        amp = torch.stack([torch.cos(theta / 2), torch.sin(theta / 2)], dim=-1)  # (batch, 2)
-        state = amp if state is None else (state.unsqueeze(-1) * amp.unsqueeze(1)).reshape(len(x), -1)
-    return state
+        amps.append(torch.stack([torch.cos(theta / 2), torch.sin(theta / 2)], dim=-1))  # (batch, 2)
+    if len(amps) == 1:
+        return amps[0]
+    half = len(amps) // 2
+    left, right = _product(amps[:half]), _product(amps[half:])
+    if out is None:
+        return (left.unsqueeze(-1) * right.unsqueeze(1)).reshape(len(x), -1)
+    torch.mul(left.unsqueeze(-1), right.unsqueeze(1), out=out.view(len(x), left.shape[1], right.shape[1]))
+    return out.view(len(x), -1)
 
 
 def _group_dense(x: torch.Tensor, weights: torch.Tensor, plan: _Plan) -> torch.Tensor:
     # Rows of R are the images of the basis states, so ψ_out = ψ_in @ R; R depends on weights only.
     eye = torch.eye(2 ** len(plan.wires), dtype=x.dtype, device=x.device)
-    rotation = _apply_ops(eye, plan, weights)
+    rotation, _ = _apply_ops(eye, plan, weights)
     state = _initial_state(x, weights, plan) @ rotation
     return (state * state) @ plan.diag.to(x).T
 
 
-def _group_strided(x: torch.Tensor, weights: torch.Tensor, plan: _Plan) -> torch.Tensor:
-    state = _apply_ops(_initial_state(x, weights, plan), plan, weights)
-    return (state * state) @ plan.diag.to(x).T
+def _group_strided(
+    x: torch.Tensor, weights: torch.Tensor, plan: _Plan, *buffers: torch.Tensor
+) -> torch.Tensor:
+    if buffers:  # no autograd: reuse two state buffers (fresh large allocations page-fault)
+        size = len(x) * 2 ** len(plan.wires)
+        a, b = (buf[:size] for buf in buffers)
+        state = _initial_state(x, weights, plan, a)
+        state, spare = _apply_ops(state, plan, weights, b.view(state.shape))
+        probs = torch.mul(state, state, out=spare)
+    else:
+        state, _ = _apply_ops(_initial_state(x, weights, plan), plan, weights)
+        probs = state * state
+    return probs @ plan.diag.to(x).T
 
 
 def _run_group(x: torch.Tensor, weights: torch.Tensor, plan: _Plan) -> torch.Tensor:
@@ -188,15 +238,15 @@ def _run_group(x: torch.Tensor, weights: torch.Tensor, plan: _Plan) -> torch.Ten
         return _group_dense(x, weights, plan)
     chunk = max(1, CHUNK_ELEMENTS >> m)
     grad = torch.is_grad_enabled() and (x.requires_grad or weights.requires_grad)
-    outs = []
-    for part in x.split(chunk):
-        if grad:
-            # Recompute the chunk in backward instead of storing every intermediate state:
-            # memory stays ~ one chunk's states whatever the batch size.
-            outs.append(checkpoint(_group_strided, part, weights, plan, use_reentrant=False))
-        else:
-            outs.append(_group_strided(part, weights, plan))
-    return torch.cat(outs)
+    if grad:
+        # Recompute each chunk in backward instead of storing every intermediate state:
+        # memory stays ~ one chunk's states whatever the batch size.
+        parts = [
+            checkpoint(_group_strided, part, weights, plan, use_reentrant=False) for part in x.split(chunk)
+        ]
+        return torch.cat(parts)
+    buffers = [torch.empty(min(chunk, len(x)) << m, dtype=x.dtype, device=x.device) for _ in range(2)]
+    return torch.cat([_group_strided(part, weights, plan, *buffers) for part in x.split(chunk)])
 
 
 def varnet_expvals(x: torch.Tensor, weights: torch.Tensor, spec: VarNetSpec) -> torch.Tensor:

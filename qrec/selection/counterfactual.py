@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from qrec.metrics_ranking import dcg_weights, rank_candidates, ranking_keys, topk_candidates
+from qrec.metrics_ranking import SCORE_DECIMALS, dcg_weights, rank_candidates, ranking_keys, topk_candidates
 from qrec.selection.itemknn import (
     as_dense_features,
     cosine_from_gram,
@@ -65,9 +65,10 @@ class Counterfactual:
 
 
 def _progress(iterable, total: int, enabled: bool, desc: str):
+    """tqdm over ``iterable`` (or a manual bar when it is None); ``iterable`` itself when disabled."""
     if not enabled:
         return iterable
-    from tqdm.auto import tqdm  # only when asked: tqdm is light, but keep imports honest
+    from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, mininterval=2.0)
 
@@ -136,6 +137,173 @@ def _keep_topk(vals: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
     return keep
 
 
+def check_features(features: np.ndarray | sp.spmatrix, n_items: int) -> np.ndarray:
+    """Dense (items, n) features; rows must match the items and no column may be all zero.
+
+    Raises:
+        ValueError: wrong row count, or all-zero columns (masking them cannot change any model, so
+            their δ would be a meaningless 0; :mod:`qrec.data.features` drops them).
+    """
+    F = as_dense_features(features, n_items)
+    empty = np.flatnonzero(~(F != 0).any(axis=0))
+    if len(empty):
+        raise ValueError(
+            f"Feature column(s) {empty[:10].tolist()} are all zero: masking them cannot change the "
+            "model. Remove them (qrec.data.features drops empty columns) before the analysis."
+        )
+    return F
+
+
+def _pair_chunk(args):
+    """Worker: δ for a chunk of pairs (uses the evaluator inherited through fork)."""
+    pairs = args
+    ev = _WORKER_EVALUATOR
+    return [ev.base - ev.evaluate(list(p)) for p in pairs]
+
+
+_WORKER_EVALUATOR = None
+
+
+def run_counterfactual(evaluator, pairs: bool = True, progress: bool = True, n_jobs: int = 1,
+                       chunk: int = 64) -> Counterfactual:  # fmt: skip
+    """All δ_i and (optionally) δ_ij of an evaluator with ``base``, ``n_features`` and ``evaluate(masked)``.
+
+    Args:
+        n_jobs: worker processes (fork; POSIX only). Each evaluation is independent, so pairs are
+            split into chunks of ``chunk`` and the results gathered in order.
+    """
+    global _WORKER_EVALUATOR
+    start = time.perf_counter()
+    n = evaluator.n_features
+    single = np.array([evaluator.base - evaluator.evaluate([i]) for i in range(n)])
+    pair = np.full((n, n), np.nan)
+    np.fill_diagonal(pair, 0.0)
+    combos = list(itertools.combinations(range(n), 2)) if pairs else []
+    if combos:
+        chunks = [combos[i : i + chunk] for i in range(0, len(combos), chunk)]
+        bar = _progress(None, len(combos), progress, "counterfactual pairs")
+        if n_jobs > 1:
+            import multiprocessing as mp
+
+            _WORKER_EVALUATOR = evaluator
+            try:
+                with mp.get_context("fork").Pool(n_jobs) as pool:
+                    results = []
+                    for res in pool.imap(_pair_chunk, chunks):
+                        results.append(res)
+                        if bar is not None:
+                            bar.update(len(res))
+            finally:
+                _WORKER_EVALUATOR = None
+        else:
+            results = []
+            for c in chunks:
+                results.append([evaluator.base - evaluator.evaluate(list(p)) for p in c])
+                if bar is not None:
+                    bar.update(len(c))
+        if bar is not None:
+            bar.close()
+        values = np.concatenate(results)
+        ii, jj = np.array(combos).T
+        pair[ii, jj] = pair[jj, ii] = values
+    return Counterfactual(evaluator.base, single, pair, time.perf_counter() - start, n + len(combos),
+                          extra={"full_reranks": getattr(evaluator, "full_reranks", None)})  # fmt: skip
+
+
+class RankingCache:
+    """Each evaluated user's top-``L`` ranking under base scores, to update nDCG@cutoff from sparse changes.
+
+    Args:
+        scores: (users, items) base scores (all users; only users with a relevant item are kept).
+        train: (users, items) training interactions, excluded from rankings.
+        relevant: (users, items) held-out positives.
+        cutoff: the metric's k. top_l: cached ranking length (≥ cutoff).
+    """
+
+    def __init__(self, scores: np.ndarray, train: sp.spmatrix, relevant: sp.spmatrix, cutoff: int = 10,
+                 top_l: int = 40):  # fmt: skip
+        train = sp.csr_matrix(train, dtype=np.float64)
+        relevant = sp.csr_matrix(relevant, dtype=bool)
+        if relevant.shape != train.shape or scores.shape != train.shape:
+            raise ValueError(
+                f"scores {scores.shape}, train {train.shape} and relevant {relevant.shape} must have one shape."
+            )
+        if cutoff < 1 or top_l < cutoff:
+            raise ValueError(f"Need 1 ≤ cutoff ({cutoff}) ≤ top_l ({top_l}).")
+        self.cutoff, self.top_l = cutoff, top_l
+        # Only users with a relevant item count in the metric; the rest never need scores.
+        self.users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+        if len(self.users) == 0:
+            raise ValueError("No user has a relevant item: the evaluation split is empty.")
+        self.train_u = train[self.users]
+        self.excluded = self.train_u.astype(bool)
+        self.rel = relevant[self.users].toarray()
+        n_rel = self.rel.sum(1)
+        self.idcg = np.cumsum(dcg_weights(cutoff))[np.minimum(n_rel, cutoff) - 1]
+        self.full_reranks = 0
+        self.reset(np.asarray(scores, dtype=np.float64)[self.users])
+
+    def reset(self, scores_u: np.ndarray) -> None:
+        """Cache the rankings of base scores (evaluated users only, (users_eval, items))."""
+        self.raw = scores_u.copy()  # unrounded; train entries −inf
+        rows_t, cols_t = self.excluded.nonzero()
+        self.raw[rows_t, cols_t] = -np.inf
+        self.keys = ranking_keys(scores_u, self.excluded)
+        r, c, p = topk_candidates(self.keys, self.top_l)
+        nu, n_items = self.keys.shape
+        self.top_idx = np.full((nu, self.top_l), -1, dtype=np.int64)
+        self.top_key = np.full((nu, self.top_l), -np.inf)
+        self.top_idx[r, p], self.top_key[r, p] = c, self.keys[r, c]
+        self.pos_in_top = np.full((nu, n_items), -1, dtype=np.int32)
+        self.pos_in_top[r, c] = p
+        first = p < self.cutoff
+        self.base = self.metric_from_top(r[first], c[first], p[first])
+
+    def metric_from_scores(self, scores_u: np.ndarray) -> float:
+        """Reference: nDCG@cutoff of full (users_eval, items) scores."""
+        return self.metric_from_top(*topk_candidates(ranking_keys(scores_u, self.excluded), self.cutoff))
+
+    def metric_after(self, r: np.ndarray, c: np.ndarray, new_raw: np.ndarray) -> float:
+        """nDCG@cutoff when the scores at (r, c) (evaluated-user row, item) become ``new_raw``.
+
+        Unchanged items outside a user's cached top-L have keys ≤ the old L-th key, so they cannot
+        come back while the new cutoff-th key is above it; users where that bound fails are re-ranked
+        over every item.
+        """
+        new = np.round(np.where(np.isneginf(self.raw[r, c]), -np.inf, new_raw), SCORE_DECIMALS)
+        pos = self.pos_in_top[r, c]
+        in_top = pos >= 0
+        top_key = self.top_key.copy()
+        top_key[r[in_top], pos[in_top]] = new[in_top]
+        theta = kth_largest(top_key, self.cutoff, axis=1)  # new key of the cutoff-th cached item
+        safe = theta > self.top_key[:, -1]
+        cand_top = (top_key >= theta[:, None]) & safe[:, None] & (self.top_idx >= 0)
+        tr, tp = np.nonzero(cand_top)
+        outside = ~in_top & (new >= theta[r]) & safe[r]
+        rows = [tr, r[outside]]
+        cols = [self.top_idx[tr, tp], c[outside]]
+        keys = [top_key[tr, tp], new[outside]]
+        unsafe = np.flatnonzero(~safe)
+        if len(unsafe):  # rare: re-rank these users over every item
+            self.full_reranks += len(unsafe)
+            local = np.full(len(self.users), -1)
+            local[unsafe] = np.arange(len(unsafe))
+            sub = self.keys[unsafe].copy()
+            hit = local[r] >= 0
+            sub[local[r[hit]], c[hit]] = new[hit]
+            ur, uc, _ = topk_candidates(sub, self.cutoff)
+            rows.append(unsafe[ur])
+            cols.append(uc)
+            keys.append(sub[ur, uc])
+        rr, cc, pp = rank_candidates(np.concatenate(rows), np.concatenate(cols), np.concatenate(keys), self.cutoff)
+        return self.metric_from_top(rr, cc, pp)
+
+    def metric_from_top(self, rows: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> float:
+        gains = self.rel[rows, cols] * dcg_weights(self.cutoff)[pos]
+        dcg = np.bincount(rows, weights=gains, minlength=len(self.users))
+        return float((dcg / self.idcg).mean())
+
+
 class ItemKNNCounterfactual:
     """Exact, incremental counterfactual nDCG@k of the Item-KNN CBF model (see module docstring).
 
@@ -167,26 +335,9 @@ class ItemKNNCounterfactual:
         n_users, n_items = train.shape
         if relevant.shape != train.shape:
             raise ValueError(f"relevant {relevant.shape} and train {train.shape} must have the same shape.")
-        F = as_dense_features(features, n_items)
-        empty = np.flatnonzero(~(F != 0).any(axis=0))
-        if len(empty):
-            raise ValueError(
-                f"Feature column(s) {empty[:10].tolist()} are all zero: masking them cannot change the "
-                "model. Remove them (qrec.data.features drops empty columns) before the analysis."
-            )
-        if cutoff < 1 or top_l < cutoff:
-            raise ValueError(f"Need 1 ≤ cutoff ({cutoff}) ≤ top_l ({top_l}).")
-        self.F, self.k, self.shrink, self.cutoff, self.top_l = F, k, shrink, cutoff, top_l
+        F = check_features(features, n_items)
+        self.F, self.k, self.shrink = F, k, shrink
         self.n_features = F.shape[1]
-
-        # Only users with a relevant item count in the metric; the rest never need scores.
-        self.users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-        if len(self.users) == 0:
-            raise ValueError("No user has a relevant item: the evaluation split is empty.")
-        self.train_u = train[self.users]
-        self.rel = relevant[self.users].toarray()
-        n_rel = self.rel.sum(1)
-        self.idcg = np.cumsum(dcg_weights(cutoff))[np.minimum(n_rel, cutoff) - 1]
 
         # Unmasked model, reused by every mask.
         self.gram = F @ F.T
@@ -208,32 +359,19 @@ class ItemKNNCounterfactual:
         self.nbr_val = np.where(self.nbr_ok, self.Wt[np.arange(n_items)[:, None], nb], 0.0)
         self.nbr_gram = np.where(self.nbr_ok, self.gram[np.arange(n_items)[:, None], nb], 0.0)
 
-        scores = itemknn_scores(self.train_u, self.W)
-        excluded = self.train_u.astype(bool)
-        self.base_keys_raw = scores.copy()  # unrounded; train entries set to -inf below
-        rows_t, cols_t = excluded.nonzero()
-        self.base_keys_raw[rows_t, cols_t] = -np.inf
-        self.keys = ranking_keys(scores, excluded)
+        self.cache = RankingCache(itemknn_scores(train, self.W), train, relevant, cutoff, top_l)
+        self.base, self.users, self.train_u = self.cache.base, self.cache.users, self.cache.train_u
 
-        # Each user's cached top-L: (users, L) item codes and keys (−inf / −1 padding).
-        r, c, p = topk_candidates(self.keys, top_l)
-        nu = len(self.users)
-        self.top_idx = np.full((nu, top_l), -1, dtype=np.int64)
-        self.top_key = np.full((nu, top_l), -np.inf)
-        self.top_idx[r, p], self.top_key[r, p] = c, self.keys[r, c]
-        self.pos_in_top = np.full((nu, n_items), -1, dtype=np.int32)
-        self.pos_in_top[r, c] = p
-        first = p < cutoff
-        self.base = self._metric_from_top(r[first], c[first], p[first])
-        self.full_reranks = 0
+    @property
+    def full_reranks(self) -> int:
+        return self.cache.full_reranks
 
     # --- reference path -------------------------------------------------------------------------
     def brute_force(self, keep: np.ndarray) -> float:
         """nDCG@cutoff after masking ``~keep``, by re-fitting and re-scoring everything."""
         keep = self._check_keep(keep)
         W = itemknn_weights(self.F * keep[None, :], self.k, self.shrink)
-        keys = ranking_keys(itemknn_scores(self.train_u, W), self.train_u.astype(bool))
-        return self._metric_from_top(*topk_candidates(keys, self.cutoff))
+        return self.cache.metric_from_scores(itemknn_scores(self.train_u, W))
 
     # --- incremental path -----------------------------------------------------------------------
     def evaluate(self, masked: Sequence[int]) -> float:
@@ -249,7 +387,9 @@ class ItemKNNCounterfactual:
         rows, cols, vals = self._weight_changes(FM, affected, sq_new)
         n_items = self.F.shape[0]
         dW = sp.csr_matrix((vals, (rows, cols)), shape=(n_items, n_items))
-        return self._metric_after(sp.coo_matrix(self.train_u @ dW))
+        delta = sp.coo_matrix(self.train_u @ dW)
+        r, c = delta.row.astype(np.int64), delta.col.astype(np.int64)
+        return self.cache.metric_after(r, c, self.cache.raw[r, c] + delta.data)
 
     def _weight_changes(self, FM, A, sq_new) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sparse ΔW = W' − W as (rows = neighbour items, cols = target items, values)."""
@@ -311,43 +451,6 @@ class ItemKNNCounterfactual:
         rows, cols, vals = (np.concatenate(x) for x in zip(*parts))
         return rows, cols, vals
 
-    def _metric_after(self, delta: sp.coo_matrix) -> float:
-        """nDCG from the cached rankings and sparse score changes (users, items)."""
-        r, c = delta.row.astype(np.int64), delta.col.astype(np.int64)
-        new = np.round(self.base_keys_raw[r, c] + delta.data, 9)  # same rounding as ranking_keys
-        pos = self.pos_in_top[r, c]
-        in_top = pos >= 0
-        top_key = self.top_key.copy()
-        top_key[r[in_top], pos[in_top]] = new[in_top]
-        theta = kth_largest(top_key, self.cutoff, axis=1)  # new key of the cutoff-th cached item
-        # Unchanged items outside the cached top-L have keys ≤ the old L-th key: safe if theta is above.
-        safe = theta > self.top_key[:, -1]
-        cand_top = (top_key >= theta[:, None]) & safe[:, None] & (self.top_idx >= 0)
-        tr, tp = np.nonzero(cand_top)
-        outside = ~in_top & (new >= theta[r]) & safe[r]
-        rows = [tr, r[outside]]
-        cols = [self.top_idx[tr, tp], c[outside]]
-        keys = [top_key[tr, tp], new[outside]]
-        unsafe = np.flatnonzero(~safe)
-        if len(unsafe):  # rare: re-rank these users over every item
-            self.full_reranks += len(unsafe)
-            local = np.full(len(self.users), -1)
-            local[unsafe] = np.arange(len(unsafe))
-            sub = self.keys[unsafe].copy()
-            hit = local[r] >= 0
-            sub[local[r[hit]], c[hit]] = new[hit]
-            ur, uc, _ = topk_candidates(sub, self.cutoff)
-            rows.append(unsafe[ur])
-            cols.append(uc)
-            keys.append(sub[ur, uc])
-        rr, cc, pp = rank_candidates(np.concatenate(rows), np.concatenate(cols), np.concatenate(keys), self.cutoff)
-        return self._metric_from_top(rr, cc, pp)
-
-    def _metric_from_top(self, rows: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> float:
-        gains = self.rel[rows, cols] * dcg_weights(self.cutoff)[pos]
-        dcg = np.bincount(rows, weights=gains, minlength=len(self.users))
-        return float((dcg / self.idcg).mean())
-
     def _check_keep(self, keep: np.ndarray) -> np.ndarray:
         keep = np.asarray(keep, dtype=bool)
         if keep.shape != (self.n_features,):
@@ -358,17 +461,77 @@ class ItemKNNCounterfactual:
         """``metric(keep)`` for :func:`counterfactual_deltas`, via the incremental path."""
         return self.evaluate(np.flatnonzero(~self._check_keep(keep)))
 
-    def run(self, pairs: bool = True, progress: bool = True) -> Counterfactual:
-        """All δ_i and (optionally) δ_ij with the incremental path."""
-        start = time.perf_counter()
-        n = self.n_features
-        single = np.array([self.base - self.evaluate([i]) for i in range(n)])
-        pair = np.full((n, n), np.nan)
-        np.fill_diagonal(pair, 0.0)
-        if pairs:
-            combos = itertools.combinations(range(n), 2)
-            for i, j in _progress(combos, n * (n - 1) // 2, progress, "counterfactual pairs"):
-                pair[i, j] = pair[j, i] = self.base - self.evaluate([i, j])
-        n_eval = n + (n * (n - 1) // 2 if pairs else 0)
-        return Counterfactual(self.base, single, pair, time.perf_counter() - start, n_eval,
-                              extra={"full_reranks": self.full_reranks, "users": len(self.users)})  # fmt: skip
+    def run(self, pairs: bool = True, progress: bool = True, n_jobs: int = 1) -> Counterfactual:
+        """All δ_i and (optionally) δ_ij with the incremental path (see :func:`run_counterfactual`)."""
+        return run_counterfactual(self, pairs, progress, n_jobs)
+
+
+class ItemLocalCounterfactual:
+    """Exact counterfactual nDCG for models where an item's features only affect that item's scores.
+
+    True of MLP-DP, MLP-CON and NCF with feature towers: masking features of the item set ``A``
+    changes only the score columns of ``A``, so each mask re-scores |A| items for every evaluated user
+    and updates the cached rankings (:class:`RankingCache`), instead of re-scoring all items.
+
+    Args:
+        score_items: ``score_items(items, keep) -> (users_eval, len(items))`` raw scores of the given
+            items for the evaluated users (``cache.users``), with features ``~keep`` masked. Use
+            float64 scores: keys are compared after rounding to 1e-9.
+        features: (items, n) item features (to find the items a mask touches).
+        train, relevant, cutoff, top_l: as :class:`RankingCache`.
+    """
+
+    def __init__(self, score_items: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 features: np.ndarray | sp.spmatrix, train: np.ndarray | sp.spmatrix,
+                 relevant: np.ndarray | sp.spmatrix, cutoff: int = 10, top_l: int = 40):  # fmt: skip
+        train = sp.csr_matrix(train, dtype=np.float64)
+        relevant = sp.csr_matrix(relevant, dtype=bool)
+        n_items = train.shape[1]
+        self.F = check_features(features, n_items)
+        self.n_features = self.F.shape[1]
+        self.score_items = score_items
+        users = np.flatnonzero(np.diff(relevant.indptr) > 0)
+        all_items = np.arange(n_items)
+        keep = np.ones(self.n_features, dtype=bool)
+        scores = np.zeros(train.shape)
+        if len(users):
+            scores[users] = self._score(all_items, keep, len(users))
+        self.cache = RankingCache(scores, train, relevant, cutoff, top_l)
+        self.base, self.users = self.cache.base, self.cache.users
+
+    def _score(self, items: np.ndarray, keep: np.ndarray, n_users: int) -> np.ndarray:
+        out = np.asarray(self.score_items(items, keep), dtype=np.float64)
+        if out.shape != (n_users, len(items)):
+            raise ValueError(f"score_items returned shape {out.shape}, expected {(n_users, len(items))}.")
+        return out
+
+    @property
+    def full_reranks(self) -> int:
+        return self.cache.full_reranks
+
+    def brute_force(self, keep: np.ndarray) -> float:
+        """nDCG@cutoff after masking ``~keep``, re-scoring every item."""
+        keep = np.asarray(keep, dtype=bool)
+        items = np.arange(self.F.shape[0])
+        return self.cache.metric_from_scores(self._score(items, keep, len(self.users)))
+
+    def evaluate(self, masked: Sequence[int]) -> float:
+        """nDCG@cutoff with features ``masked`` zeroed, re-scoring only the items that have them."""
+        masked = np.unique(np.asarray(masked, dtype=np.int64))
+        keep = np.ones(self.n_features, dtype=bool)
+        keep[masked] = False
+        items = np.flatnonzero((self.F[:, masked] != 0).any(axis=1))
+        if len(items) == 0:
+            return self.base
+        new = self._score(items, keep, len(self.users))
+        r = np.repeat(np.arange(len(self.users)), len(items))
+        c = np.tile(items, len(self.users))
+        return self.cache.metric_after(r, c, new.ravel())
+
+    def metric(self, keep: np.ndarray) -> float:
+        """``metric(keep)`` for :func:`counterfactual_deltas`."""
+        return self.evaluate(np.flatnonzero(~np.asarray(keep, dtype=bool)))
+
+    def run(self, pairs: bool = True, progress: bool = True, n_jobs: int = 1) -> Counterfactual:
+        """All δ_i and (optionally) δ_ij (see :func:`run_counterfactual`)."""
+        return run_counterfactual(self, pairs, progress, n_jobs)
