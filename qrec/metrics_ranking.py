@@ -24,6 +24,12 @@ import scipy.sparse as sp
 SCORE_DECIMALS = 9  # scores are O(1..100); float64 path differences are ~1e-13, far below 1e-9
 
 
+def round_scores(scores: np.ndarray) -> np.ndarray:
+    """``rint(scores · 10⁹) / 10⁹``: the one rounding every ranking path uses (−inf stays −inf)."""
+    scale = 10.0**SCORE_DECIMALS
+    return np.rint(np.asarray(scores, dtype=np.float64) * scale) / scale
+
+
 def ranking_keys(scores: np.ndarray, exclude: np.ndarray | sp.spmatrix | None = None) -> np.ndarray:
     """Rounded scores with excluded (training) entries set to −inf.
 
@@ -34,7 +40,7 @@ def ranking_keys(scores: np.ndarray, exclude: np.ndarray | sp.spmatrix | None = 
     Returns:
         (users, items) float64 keys; rank by (−key, item index).
     """
-    keys = np.round(np.asarray(scores, dtype=np.float64), SCORE_DECIMALS)
+    keys = round_scores(scores)
     if exclude is not None:
         if sp.issparse(exclude):
             rows, cols = exclude.nonzero()

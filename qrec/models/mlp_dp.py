@@ -65,6 +65,9 @@ class FeatureRankingModule(L.LightningModule):
         features = torch.from_numpy(dm.features.matrix.toarray()).float()
         self.register_buffer("features", features)
         self.register_buffer("feature_keep", torch.ones(features.shape[1], dtype=torch.bool))
+        initial = getattr(self, "initial_keep", None)  # "retrain with selected features": mask from the start
+        if initial is not None:
+            self.set_feature_mask(initial)
         self.n_users, self.n_items = dm.n_users, dm.n_items
         self.dm = dm
         self.build(dm)

@@ -86,9 +86,18 @@ class VarNetSpec:
 
 @dataclass(frozen=True)
 class SwapTestSpec:
-    """A SWAP-test circuit for vectors of dimension ``dim`` (padded with zeros to a power of 2)."""
+    """A SWAP-test circuit for vectors of dimension ``dim`` (padded with zeros to a power of 2).
+
+    Args:
+        dim: vector dimension.
+        joint_embedding: prepare |û⟩⊗|v̂⟩ with one AmplitudeEmbedding of the outer product over
+            both registers (default) instead of one AmplitudeEmbedding per register. The state is
+            identical; PennyLane only supports a state preparation natively as the first
+            operation and decomposes the second one into a Möttönen cascade, ~15× slower.
+    """
 
     dim: int
+    joint_embedding: bool = True
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -191,8 +200,13 @@ def swap_test_qfunc(spec: SwapTestSpec, noise: float = 0.0):
                 qml.DepolarizingChannel(noise, wires=w)
 
     def qfunc(inputs):
-        qml.AmplitudeEmbedding(inputs[..., : 2**n], wires=user_wires, normalize=True)
-        qml.AmplitudeEmbedding(inputs[..., 2**n :], wires=item_wires, normalize=True)
+        u, v = inputs[..., : 2**n], inputs[..., 2**n :]
+        if spec.joint_embedding:
+            joint = (u.unsqueeze(-1) * v.unsqueeze(-2)).reshape(*u.shape[:-1], 4**n)
+            qml.AmplitudeEmbedding(joint, wires=user_wires + item_wires, normalize=True)
+        else:
+            qml.AmplitudeEmbedding(u, wires=user_wires, normalize=True)
+            qml.AmplitudeEmbedding(v, wires=item_wires, normalize=True)
         noisy(user_wires + item_wires)
         qml.Hadamard(0)
         noisy([0])

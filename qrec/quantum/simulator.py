@@ -47,7 +47,7 @@ class _Plan:
     wires: list[int]  # simulated wires; position p is bit (m-1-p) of the basis index (big-endian)
     observed: list[int]  # readout wires this group produces, in column order of ``diag``
     init_weights: list[list[tuple[int, int]]]  # per position: RY angles folded into the start
-    # ("rys", {pos: [weight idx]}) | ("perm", LongTensor); runs of RYs merged into one "rys" op
+    # ("rys", {pos: [weight idx]}) | ("perm", idx, inverse idx); runs of RYs merged into one "rys" op
     ops: list[tuple] = field(default_factory=list)
     diag: torch.Tensor | None = None  # (n_observed, 2^m) readout signs, trailing permutation folded in
 
@@ -107,6 +107,8 @@ def _compile_group(spec: VarNetSpec, observed: list[int], cone) -> _Plan:
         folded[:, idx] = diag
         diag = folded
     plan.diag = diag
+    # store each permutation with its inverse: the backward pass of a gather is then a gather too
+    plan.ops = [op if op[0] == "rys" else ("perm", op[1], torch.argsort(op[1])) for op in plan.ops]
     return plan
 
 
@@ -149,14 +151,51 @@ def _apply_rotations(
         start = max(0, stop - ROTATION_BLOCK)
         q = stop - start
         block = _rotation_block([angles.get(p) for p in range(start, stop)], state)
-        view = state.reshape(batch, 2 ** (m - q), 2**q).transpose(1, 2)
         if spare is None:
-            state = torch.matmul(block, view).reshape(batch, -1)
+            state = _Rotate.apply(state.reshape(batch, 2 ** (m - q), 2**q), block).reshape(batch, -1)
         else:
+            view = state.reshape(batch, 2 ** (m - q), 2**q).transpose(1, 2)
             torch.matmul(block, view, out=spare.view(batch, 2**q, 2 ** (m - q)))
             state, spare = spare, state
         stop = start
     return state, spare
+
+
+class _Rotate(torch.autograd.Function):
+    """out[b] = block @ view[b]ᵀ for view (batch, R, Q), block (Q, Q) -> (batch, Q, R).
+
+    Autograd's generic matmul backward materialises the transposed operands; here both
+    gradients are single batched matmuls on the stored layouts.
+    """
+
+    @staticmethod
+    def forward(ctx, view: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(view, block)
+        return torch.matmul(block, view.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        view, block = ctx.saved_tensors
+        grad_view = torch.matmul(grad.transpose(1, 2), block) if ctx.needs_input_grad[0] else None
+        grad_block = None
+        if ctx.needs_input_grad[1]:  # Σ_b grad[b] @ view[b]: (Q, R) @ (R, Q)
+            grad_block = torch.bmm(grad, view).sum(0)
+        return grad_view, grad_block
+
+
+class _Permute(torch.autograd.Function):
+    """state[:, idx] whose backward gathers with the inverse permutation (index_select's backward
+    is a scatter-add, several times slower on CPU)."""
+
+    @staticmethod
+    def forward(ctx, state: torch.Tensor, idx: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(idx, inverse)
+        return state.index_select(1, idx)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        idx, inverse = ctx.saved_tensors
+        return _Permute.apply(grad, inverse, idx), None, None
 
 
 def _apply_ops(
@@ -167,7 +206,7 @@ def _apply_ops(
         if op[0] == "perm":
             idx = op[1].to(state.device)
             if spare is None:
-                state = state.index_select(1, idx)
+                state = _Permute.apply(state, idx, op[2].to(state.device))
             else:
                 torch.index_select(state, 1, idx, out=spare)
                 state, spare = spare, state

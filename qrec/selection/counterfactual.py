@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from qrec.metrics_ranking import SCORE_DECIMALS, dcg_weights, rank_candidates, ranking_keys, topk_candidates
+from qrec.metrics_ranking import dcg_weights, rank_candidates, ranking_keys, round_scores, topk_candidates
 from qrec.selection.itemknn import (
     as_dense_features,
     cosine_from_gram,
@@ -110,6 +110,19 @@ def counterfactual_deltas(
             keep[[i, j]] = True
             n_pairs += 1
     return Counterfactual(base, single, pair, time.perf_counter() - start, n_features + n_pairs)
+
+
+def _pick_backend(backend: str) -> str:
+    """``numba`` when asked or available (``auto``), else ``numpy``."""
+    if backend == "numpy":
+        return "numpy"
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        if backend == "numba":
+            raise ImportError("backend='numba' needs numba: pip install numba (or use backend='numpy').") from None
+        return "numpy"
+    return "numba"
 
 
 def _keep_topk(vals: np.ndarray, idx: np.ndarray, k: int) -> np.ndarray:
@@ -257,7 +270,8 @@ class RankingCache:
         self.pos_in_top = np.full((nu, n_items), -1, dtype=np.int32)
         self.pos_in_top[r, c] = p
         first = p < self.cutoff
-        self.base = self.metric_from_top(r[first], c[first], p[first])
+        self.base_user_ndcg = self.user_ndcg(r[first], c[first], p[first])
+        self.base = float(self.base_user_ndcg.mean())
 
     def metric_from_scores(self, scores_u: np.ndarray) -> float:
         """Reference: nDCG@cutoff of full (users_eval, items) scores."""
@@ -270,7 +284,7 @@ class RankingCache:
         come back while the new cutoff-th key is above it; users where that bound fails are re-ranked
         over every item.
         """
-        new = np.round(np.where(np.isneginf(self.raw[r, c]), -np.inf, new_raw), SCORE_DECIMALS)
+        new = round_scores(np.where(np.isneginf(self.raw[r, c]), -np.inf, new_raw))
         pos = self.pos_in_top[r, c]
         in_top = pos >= 0
         top_key = self.top_key.copy()
@@ -299,9 +313,12 @@ class RankingCache:
         return self.metric_from_top(rr, cc, pp)
 
     def metric_from_top(self, rows: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> float:
+        return float(self.user_ndcg(rows, cols, pos).mean())
+
+    def user_ndcg(self, rows: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """(users_eval,) nDCG of ranked (row, col, position) triples (DCG summed in rank order)."""
         gains = self.rel[rows, cols] * dcg_weights(self.cutoff)[pos]
-        dcg = np.bincount(rows, weights=gains, minlength=len(self.users))
-        return float((dcg / self.idcg).mean())
+        return np.bincount(rows, weights=gains, minlength=len(self.users)) / self.idcg
 
 
 class ItemKNNCounterfactual:
@@ -329,7 +346,10 @@ class ItemKNNCounterfactual:
         shrink: float = 5.0,
         cutoff: int = 10,
         top_l: int = 40,
+        backend: str = "auto",
     ):
+        if backend not in ("auto", "numba", "numpy"):
+            raise ValueError(f"backend={backend!r}: choose 'auto', 'numba' or 'numpy'.")
         train = sp.csr_matrix(train, dtype=np.float64)
         relevant = sp.csr_matrix(relevant, dtype=bool)
         n_users, n_items = train.shape
@@ -361,6 +381,43 @@ class ItemKNNCounterfactual:
 
         self.cache = RankingCache(itemknn_scores(train, self.W), train, relevant, cutoff, top_l)
         self.base, self.users, self.train_u = self.cache.base, self.cache.users, self.cache.train_u
+        self.backend = _pick_backend(backend)
+        if self.backend == "numba":
+            self._prepare_kernel()
+
+    def _prepare_kernel(self) -> None:
+        """Static arrays and workspaces of the compiled path (see qrec.selection._itemknn_kernel)."""
+        n, k = self.W.shape[0], self.k
+        self.nbr_cnt = self.nbr_ok.sum(axis=1).astype(np.int64)
+        # Old k-th neighbour in (value desc, index asc) order: the worst kept one; (0, n) if < k kept.
+        vals = np.where(self.nbr_ok, self.nbr_val, np.inf)
+        worst = vals.min(axis=1)
+        last = np.where(self.nbr_ok & (self.nbr_val == worst[:, None]), self.nbr, -1).max(axis=1)
+        full = self.nbr_cnt >= k
+        self.thr_val = np.where(full, worst, 0.0)
+        self.thr_idx = np.where(full, last, n).astype(np.int64)
+        users_of_item = sp.csc_matrix(self.train_u)
+        self.item_ptr = users_of_item.indptr.astype(np.int64)
+        self.item_users = users_of_item.indices.astype(np.int64)
+        c = self.cache
+        nu = len(self.users)
+        self._acc = np.zeros((nu, n))
+        self._mark = np.zeros((nu, n), dtype=bool)
+        self._t_user = np.empty(nu * n, dtype=np.int64)
+        self._t_item = np.empty(nu * n, dtype=np.int64)
+        self._weights = dcg_weights(c.cutoff)
+
+    def _evaluate_kernel(self, masked: np.ndarray) -> float:
+        from qrec.selection._itemknn_kernel import evaluate_mask
+
+        c = self.cache
+        per_user = evaluate_mask(
+            masked, self.F, self.gram, self.sq, self.norms, float(self.shrink), int(self.k), self.Wt, self.nbr,
+            self.nbr_val, self.nbr_cnt, self.thr_val, self.thr_idx, self.item_ptr, self.item_users, c.raw,
+            c.top_idx, c.top_key, c.pos_in_top, c.rel, c.idcg, self._weights, c.base_user_ndcg,
+            self._acc, self._mark, self._t_user, self._t_item,
+        )  # fmt: skip
+        return float(per_user.mean())
 
     @property
     def full_reranks(self) -> int:
@@ -383,6 +440,8 @@ class ItemKNNCounterfactual:
         affected = np.flatnonzero((FM != 0).any(axis=1))
         if len(affected) == 0:
             return self.base
+        if self.backend == "numba":
+            return self._evaluate_kernel(masked)
         sq_new = self.sq - (FM * FM).sum(axis=1)
         rows, cols, vals = self._weight_changes(FM, affected, sq_new)
         n_items = self.F.shape[0]

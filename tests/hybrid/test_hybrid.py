@@ -80,8 +80,11 @@ def test_stage1_cache_hit_miss_and_corruption(tmp_path, caplog):
     torch.testing.assert_close(again.user_factors, model.user_factors)
 
 
+EXTRAS = [[], ["model.history=3", "model.cell=gru"], ["model.cell=transformer", "model.loss=huber"]]
+
+
 @pytest.mark.parametrize("model", ["lstm_only", "als_lstm"])
-@pytest.mark.parametrize("extra", [[], ["model.history=3", "model.cell=gru"], ["model.cell=transformer", "model.loss=huber"]])
+@pytest.mark.parametrize("extra", EXTRAS)
 def test_fast_dev_run(make_cfg, tmp_path, monkeypatch, model, extra):
     monkeypatch.setenv("QREC_DATA_DIR", str(tmp_path / "cache"))
     cfg = make_cfg(f"model={model}", "data=synthetic", "data.with_timestamps=true", "trainer.fast_dev_run=true",

@@ -37,7 +37,9 @@ class SequenceHead(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden, 1)
 
-    def forward(self, values: torch.Tensor, users: torch.Tensor, items: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, values: torch.Tensor, users: torch.Tensor, items: torch.Tensor, valid: torch.Tensor
+    ) -> torch.Tensor:
         """Args: values (b, L) scaled to [0, 1]; users (b,); items (b, L); valid (b, L) bool.
 
         Returns:
