@@ -54,25 +54,36 @@ def run(cfg: DictConfig) -> dict:
         metrics.update(result)
     metrics = {key: float(value) for key, value in metrics.items()}
     metrics.update(
-        model=cfg.model._target_.rsplit(".", 1)[-1], split=cfg.data.get("split"), seed=cfg.seed,
+        model=cfg.model._target_.rsplit(".", 1)[-1], label=cfg.get("label") or _model_choice(cfg), split=cfg.data.get("split"), seed=cfg.seed,
         fit_s=fit_s, epochs=trainer.current_epoch, best_checkpoint=best,
         optimized_metric=cfg.optimized_metric, optimized=metrics.get(cfg.optimized_metric),
     )  # fmt: skip
     metrics.update(getattr(model, "extra_metrics", {}))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     predictions = getattr(model, "test_predictions", None)
-    if predictions is not None:
+    if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
         np.save(out / "test_predictions.npy", predictions.numpy())
+        np.save(out / "test_ratings.npy", datamodule.test.ratings.numpy())
     if trainer.is_global_zero:
         print_summary(metrics, out)
     return metrics
+
+
+def _model_choice(cfg: DictConfig) -> str:
+    """The `model=` option this run used (e.g. `als_lstm`), else the module class name."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.get().runtime.choices["model"]
+    except (ValueError, KeyError):
+        return cfg.model._target_.rsplit(".", 1)[-1]
 
 
 def print_summary(metrics: dict, out: Path) -> None:
     """A short table of the headline numbers."""
     rows = [(key, value) for key, value in metrics.items() if isinstance(value, float)]
     width = max(len(key) for key, _ in rows)
-    print(f"\n{metrics['model']} on split={metrics['split']} seed={metrics['seed']}")
+    print(f"\n{metrics['label']} ({metrics['model']}) on split={metrics['split']} seed={metrics['seed']}")
     for key, value in rows:
         print(f"  {key:<{width}}  {value:.4f}")
     print(f"  metrics.json -> {out / 'metrics.json'}\n")
