@@ -64,9 +64,27 @@ def run(cfg: DictConfig) -> dict:
     if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
         np.save(out / "test_predictions.npy", predictions.numpy())
         np.save(out / "test_ratings.npy", datamodule.test.ratings.numpy())
+    log_extras(loggers, model, metrics)
     if trainer.is_global_zero:
         print_summary(metrics, out)
     return metrics
+
+
+def log_extras(loggers: list, model: L.LightningModule, metrics: dict) -> None:
+    """W&B only: the summary metrics, a histogram of test predictions and, for circuits, their drawing."""
+    for logger in loggers:
+        if type(logger).__name__ != "WandbLogger":
+            continue
+        import wandb
+
+        run = logger.experiment
+        run.summary.update({k: v for k, v in metrics.items() if isinstance(v, int | float | str)})
+        predictions = getattr(model, "test_predictions", None)
+        if predictions is not None:
+            run.log({"test/pred_hist": wandb.Histogram(predictions.numpy())})
+        drawing = getattr(model, "circuit_drawing", None)
+        if callable(drawing):
+            run.log({"circuit": wandb.Html(f"<pre>{drawing()}</pre>")})
 
 
 def _model_choice(cfg: DictConfig) -> str:

@@ -155,7 +155,7 @@ def _apply_rotations(
             state = _Rotate.apply(state.reshape(batch, 2 ** (m - q), 2**q), block).reshape(batch, -1)
         else:
             view = state.reshape(batch, 2 ** (m - q), 2**q).transpose(1, 2)
-            torch.matmul(block, view, out=spare.view(batch, 2**q, 2 ** (m - q)))
+            torch.bmm(block.expand(batch, -1, -1), view, out=spare.view(batch, 2**q, 2 ** (m - q)))
             state, spare = spare, state
         stop = start
     return state, spare
@@ -171,12 +171,15 @@ class _Rotate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, view: torch.Tensor, block: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(view, block)
-        return torch.matmul(block, view.transpose(1, 2))
+        # explicit bmm: BLAS reads the transposed operand in place (matmul would copy it)
+        return torch.bmm(block.expand(len(view), -1, -1), view.transpose(1, 2))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         view, block = ctx.saved_tensors
-        grad_view = torch.matmul(grad.transpose(1, 2), block) if ctx.needs_input_grad[0] else None
+        grad_view = None
+        if ctx.needs_input_grad[0]:
+            grad_view = torch.bmm(grad.transpose(1, 2), block.expand(len(grad), -1, -1))
         grad_block = None
         if ctx.needs_input_grad[1]:  # Σ_b grad[b] @ view[b]: (Q, R) @ (R, Q)
             grad_block = torch.bmm(grad, view).sum(0)
@@ -268,7 +271,14 @@ def _group_strided(
     else:
         state, _ = _apply_ops(_initial_state(x, weights, plan), plan, weights)
         probs = state * state
-    return probs @ plan.diag.to(x).T
+    return _readout(probs, plan.diag.to(x))
+
+
+def _readout(probs: torch.Tensor, diag: torch.Tensor) -> torch.Tensor:
+    """(batch, 2^m) probabilities × (n_obs, 2^m) diagonal observables -> (batch, n_obs)."""
+    if len(diag) == 1:  # mv: its backward is a cheap outer product (mm's K=1 backward is not)
+        return torch.mv(probs, diag[0]).unsqueeze(1)
+    return probs @ diag.T
 
 
 def _run_group(x: torch.Tensor, weights: torch.Tensor, plan: _Plan) -> torch.Tensor:

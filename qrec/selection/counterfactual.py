@@ -401,8 +401,8 @@ class ItemKNNCounterfactual:
         self.item_users = users_of_item.indices.astype(np.int64)
         c = self.cache
         nu = len(self.users)
-        self._acc = np.zeros((nu, n))
-        self._mark = np.zeros((nu, n), dtype=bool)
+        self._acc = np.zeros((n, nu))  # (items, users): see the kernel's docstring
+        self._mark = np.zeros((n, nu), dtype=bool)
         self._t_user = np.empty(nu * n, dtype=np.int64)
         self._t_item = np.empty(nu * n, dtype=np.int64)
         self._weights = dcg_weights(c.cutoff)

@@ -40,3 +40,14 @@ def test_readme_commands_compose(make_cfg):
     assert "python train.py model=varnet_lstm" in readme
     for override in ("model=als", "model=bias", "model=svd", "model=nmf", "model=ease"):
         make_cfg(override)
+
+
+def test_wandb_logger_runs_offline_without_account(make_cfg, tmp_path, monkeypatch):
+    from qrec.pipeline import run
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    metrics = run(make_cfg("model=bias", "data=synthetic", "logger=wandb", "trainer.max_epochs=2"))
+    assert metrics["test/rmse"] > 0
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert runs and any(runs[0].rglob("*.wandb"))
