@@ -176,7 +176,7 @@ class TwoTowerModule(L.LightningModule):
         fidelity_eps: qi head: scores are ``log(fidelity + fidelity_eps)``.
         lr, weight_decay: Adam.
         embed_reg: L2 on the embeddings of each batch (BPR's usual regulariser).
-        init_std: embedding initialisation std (``head=qi`` with angle encoding wants O(1) angles).
+        init_std: embedding initialisation std (``head=qi`` with angle encoding does better with ~0.5).
         mode: ``"bpr"`` or ``"distill"``.
         teacher_ckpt: ``distill``: a ``model=als`` checkpoint (its ``user_factors``/``item_factors``); if None
             ``ALSModule(rank=dim)`` is fitted here on the training ratings.
@@ -193,7 +193,7 @@ class TwoTowerModule(L.LightningModule):
         head: str = "linear",
         out_dim: int = 16,
         n_qubits_out: int = 8,
-        layers: int = 2,
+        layers: int = 1,
         gate: str = "su4",
         share_weights: bool = True,
         encoding: str = "angle",
@@ -202,7 +202,7 @@ class TwoTowerModule(L.LightningModule):
         lr: float = 1e-2,
         weight_decay: float = 0.0,
         embed_reg: float = 1e-4,
-        init_std: float = 1.0,
+        init_std: float = 0.1,
         mode: str = "bpr",
         teacher_ckpt: str | None = None,
         teacher_reg: float = 0.125,
