@@ -51,3 +51,27 @@ def test_wandb_logger_runs_offline_without_account(make_cfg, tmp_path, monkeypat
     assert metrics["test/rmse"] > 0
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert runs and any(runs[0].rglob("*.wandb"))
+
+
+def test_missing_extra_names_the_install_command():
+    from qrec.optional import require
+
+    assert require("json").dumps({}) == "{}"
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[quantum\]'"):
+        _missing("pennylane")
+
+
+def _missing(name):
+    import sys
+
+    from qrec.optional import require
+
+    saved = sys.modules.get(name)
+    sys.modules[name] = None  # makes `import name` raise ImportError
+    try:
+        require(name)
+    finally:
+        if saved is not None:
+            sys.modules[name] = saved
+        else:
+            del sys.modules[name]
