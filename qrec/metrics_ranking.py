@@ -128,8 +128,12 @@ def _aggregate(users, rows, pos, rel, n_rel, k, per_user) -> dict:
     hits = np.bincount(rows, weights=rel.astype(float), minlength=len(users))
     idcg = np.cumsum(weights)[np.minimum(n_rel, k) - 1]
     ndcg, recall, hr = dcg / idcg, hits / n_rel, (hits > 0).astype(float)
-    out: dict = {"ndcg": float(ndcg.mean()), "recall": float(recall.mean()), "hr": float(hr.mean()),
-                 "n_users": len(users)}  # fmt: skip
+    out: dict = {
+        "ndcg": float(ndcg.mean()),
+        "recall": float(recall.mean()),
+        "hr": float(hr.mean()),
+        "n_users": len(users),
+    }
     if per_user:
         out.update(users=users, ndcg_per_user=ndcg, recall_per_user=recall, hr_per_user=hr)
     return out

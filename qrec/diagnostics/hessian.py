@@ -137,7 +137,8 @@ def hessian_spectrum(
         seed: seed of the probe vectors (a private generator: the global RNG is left alone).
     Returns:
         ``lambda_max``, ``lambda_min``, ``neg_fraction`` (SLQ estimate of the fraction of eigenvalues below
-        ``-tol``), ``neg_ratio`` (``max(0, -lambda_min) / |lambda_max|``), ``steps``, ``probes``.
+        ``-tol``), ``flat_fraction`` (within ``+-tol``), ``neg_fraction_curved`` (negative share of the
+        non-flat spectrum), ``neg_ratio`` (``max(0, -lambda_min) / |lambda_max|``), ``steps``, ``probes``.
     """
     if probes < 1:
         raise ValueError(f"probes must be >= 1, got {probes}.")
@@ -148,10 +149,15 @@ def hessian_spectrum(
     scale = max(abs(lam_max), abs(lam_min))
     tol = neg_tol * scale
     neg = sum(float(w[r < -tol].sum()) for r, w in results) / probes
+    pos = sum(float(w[r > tol].sum()) for r, w in results) / probes
     return {
         "lambda_max": lam_max,
         "lambda_min": lam_min,
         "neg_fraction": neg,
+        "flat_fraction": max(0.0, 1.0 - neg - pos),
+        # Among curved directions only: a mini-batch Hessian of an embedding model is mostly exactly flat
+        # (rows not in the batch), which would make any negative fraction of *all* directions look tiny.
+        "neg_fraction_curved": neg / (neg + pos) if neg + pos > 0 else 0.0,
         "neg_ratio": _neg_ratio(lam_min, lam_max),
         "steps": steps,
         "probes": probes,

@@ -64,5 +64,12 @@ class ItemKNNCBFModule(FeatureRankingModule):
 
         dm = self.dm
         features = dm.features.matrix.toarray()
-        return ItemKNNCounterfactual(features, dm.exclude(split), dm.relevant(split), self.k, self.shrink,
-                                     cutoff=self.cutoff, top_l=top_l)  # fmt: skip
+        return ItemKNNCounterfactual(
+            features,
+            dm.exclude(split),
+            dm.relevant(split),
+            self.k,
+            self.shrink,
+            cutoff=self.cutoff,
+            top_l=top_l,
+        )

@@ -21,8 +21,14 @@ class MLPCONModule(BPRModule):
         lr, weight_decay: Adam. chunk: users scored at once in all-pairs mode (memory bound).
     """
 
-    def __init__(self, dim: int = 64, hidden: tuple[int, ...] = (128, 64), lr: float = 1e-3,
-                 weight_decay: float = 1e-6, chunk: int = 64):  # fmt: skip
+    def __init__(
+        self,
+        dim: int = 64,
+        hidden: tuple[int, ...] = (128, 64),
+        lr: float = 1e-3,
+        weight_decay: float = 1e-6,
+        chunk: int = 64,
+    ):
         super().__init__(lr, weight_decay)
         hidden = tuple(hidden)
         if dim < 1 or not hidden or min(hidden) < 1:

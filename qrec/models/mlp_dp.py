@@ -42,8 +42,9 @@ class FeatureRankingModule(L.LightningModule):
     def build(self, dm: ImplicitDataModule) -> None:
         """Create data-shaped parameters (called once in ``setup``, before checkpoints load)."""
 
-    def score(self, users: torch.Tensor, items: torch.Tensor | None = None,
-              keep: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    def score(
+        self, users: torch.Tensor, items: torch.Tensor | None = None, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """(len(users), len(items) or n_items) scores with features ``~keep`` masked."""
         raise NotImplementedError
 
@@ -73,7 +74,9 @@ class FeatureRankingModule(L.LightningModule):
         self.build(dm)
         self._built = True
 
-    def masked_features(self, items: torch.Tensor | None, keep: torch.Tensor | np.ndarray | None) -> torch.Tensor:
+    def masked_features(
+        self, items: torch.Tensor | None, keep: torch.Tensor | np.ndarray | None
+    ) -> torch.Tensor:
         """(items, n) features of ``items`` (all if None) with masked columns zeroed."""
         keep = self.feature_keep if keep is None else torch.as_tensor(keep, device=self.features.device)
         feats = self.features if items is None else self.features[items]
@@ -83,7 +86,9 @@ class FeatureRankingModule(L.LightningModule):
         """Use only the features where ``keep`` is True from now on (inference; no retraining)."""
         keep = torch.as_tensor(np.asarray(keep, dtype=bool), device=self.feature_keep.device)
         if keep.shape != self.feature_keep.shape:
-            raise ValueError(f"keep has shape {tuple(keep.shape)}, expected {tuple(self.feature_keep.shape)}.")
+            raise ValueError(
+                f"keep has shape {tuple(keep.shape)}, expected {tuple(self.feature_keep.shape)}."
+            )
         self.feature_keep.copy_(keep)
 
     @torch.no_grad()
@@ -97,8 +102,9 @@ class FeatureRankingModule(L.LightningModule):
         for start in range(0, len(users), batch_users):
             batch = users[start : start + batch_users]
             scores = self.score(torch.as_tensor(batch, device=self.device), None, keep_t)
-            res = ranking_metrics(scores.double().cpu().numpy(), relevant[batch], exclude[batch],
-                                  self.cutoff, per_user=True)  # fmt: skip
+            res = ranking_metrics(
+                scores.double().cpu().numpy(), relevant[batch], exclude[batch], self.cutoff, per_user=True
+            )
             for m in METRICS:
                 sums[m] += float(res[f"{m}_per_user"].sum())
         return {f"{split}/{m}_{self.cutoff}": sums[m] / len(users) for m in METRICS}
@@ -107,8 +113,9 @@ class FeatureRankingModule(L.LightningModule):
         dm = self.trainer.datamodule
         batch = users.cpu().numpy()
         scores = self.score(users.to(self.device)).double().cpu().numpy()
-        res = ranking_metrics(scores, dm.relevant(split)[batch], dm.exclude(split)[batch], self.cutoff,
-                              per_user=True)  # fmt: skip
+        res = ranking_metrics(
+            scores, dm.relevant(split)[batch], dm.exclude(split)[batch], self.cutoff, per_user=True
+        )
         sums = self._sums.setdefault(split, dict.fromkeys((*METRICS, "n"), 0.0))
         for m in METRICS:
             sums[m] += float(res[f"{m}_per_user"].sum())
@@ -155,8 +162,9 @@ class FeatureRankingModule(L.LightningModule):
             keep_t = torch.as_tensor(keep, device=self.device)
             return self.score(users, items_t, keep_t).double().cpu().numpy()
 
-        return ItemLocalCounterfactual(score_items, dm.features.matrix, dm.exclude(split), relevant,
-                                       cutoff=self.cutoff, top_l=top_l)  # fmt: skip
+        return ItemLocalCounterfactual(
+            score_items, dm.features.matrix, dm.exclude(split), relevant, cutoff=self.cutoff, top_l=top_l
+        )
 
 
 class BPRModule(FeatureRankingModule):
@@ -172,7 +180,9 @@ class BPRModule(FeatureRankingModule):
             raise ValueError(f"lr={lr} must be > 0 and weight_decay={weight_decay} ≥ 0.")
         self.lr, self.weight_decay = lr, weight_decay
 
-    def pair_scores(self, users: torch.Tensor, items: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def pair_scores(
+        self, users: torch.Tensor, items: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
         raise NotImplementedError
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:

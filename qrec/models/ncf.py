@@ -19,8 +19,15 @@ class NCFModule(BPRModule):
         lr, weight_decay: Adam. chunk: users scored at once in all-pairs mode.
     """
 
-    def __init__(self, dim: int = 32, hidden: tuple[int, ...] = (64, 32), feature_hidden: int = 64,
-                 lr: float = 1e-3, weight_decay: float = 1e-6, chunk: int = 64):  # fmt: skip
+    def __init__(
+        self,
+        dim: int = 32,
+        hidden: tuple[int, ...] = (64, 32),
+        feature_hidden: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-6,
+        chunk: int = 64,
+    ):
         super().__init__(lr, weight_decay)
         hidden = tuple(hidden)
         if dim < 1 or not hidden or min(hidden) < 1 or feature_hidden < 1:

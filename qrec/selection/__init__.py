@@ -15,7 +15,23 @@ from qrec.selection.qubo import caqubo, coqubo, cqfs, energy, miqubo, qubo_boost
 from qrec.selection.solvers import SOLVERS, Selection, SolverError, has_dwave_token, penalty_strength, solve
 
 __all__ = [
-    "SOLVERS", "Counterfactual", "ItemKNNCounterfactual", "ItemLocalCounterfactual", "RankingCache",
-    "Selection", "SolverError", "caqubo", "coqubo", "counterfactual_deltas", "cqfs", "energy",
-    "has_dwave_token", "miqubo", "penalty_strength", "qubo_boosting", "run_counterfactual", "solve", "to_upper",
-]  # fmt: skip
+    "SOLVERS",
+    "Counterfactual",
+    "ItemKNNCounterfactual",
+    "ItemLocalCounterfactual",
+    "RankingCache",
+    "Selection",
+    "SolverError",
+    "caqubo",
+    "coqubo",
+    "counterfactual_deltas",
+    "cqfs",
+    "energy",
+    "has_dwave_token",
+    "miqubo",
+    "penalty_strength",
+    "qubo_boosting",
+    "run_counterfactual",
+    "solve",
+    "to_upper",
+]

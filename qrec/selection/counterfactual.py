@@ -120,7 +120,9 @@ def _pick_backend(backend: str) -> str:
         import numba  # noqa: F401
     except ImportError:
         if backend == "numba":
-            raise ImportError("backend='numba' needs numba: pip install numba (or use backend='numpy').") from None
+            raise ImportError(
+                "backend='numba' needs numba: pip install numba (or use backend='numpy')."
+            ) from None
         return "numpy"
     return "numba"
 
@@ -177,8 +179,9 @@ def _pair_chunk(args):
 _WORKER_EVALUATOR = None
 
 
-def run_counterfactual(evaluator, pairs: bool = True, progress: bool = True, n_jobs: int = 1,
-                       chunk: int = 64) -> Counterfactual:  # fmt: skip
+def run_counterfactual(
+    evaluator, pairs: bool = True, progress: bool = True, n_jobs: int = 1, chunk: int = 64
+) -> Counterfactual:
     """All δ_i and (optionally) δ_ij of an evaluator with ``base``, ``n_features`` and ``evaluate(masked)``.
 
     Args:
@@ -219,8 +222,14 @@ def run_counterfactual(evaluator, pairs: bool = True, progress: bool = True, n_j
         values = np.concatenate(results)
         ii, jj = np.array(combos).T
         pair[ii, jj] = pair[jj, ii] = values
-    return Counterfactual(evaluator.base, single, pair, time.perf_counter() - start, n + len(combos),
-                          extra={"full_reranks": getattr(evaluator, "full_reranks", None)})  # fmt: skip
+    return Counterfactual(
+        evaluator.base,
+        single,
+        pair,
+        time.perf_counter() - start,
+        n + len(combos),
+        extra={"full_reranks": getattr(evaluator, "full_reranks", None)},
+    )
 
 
 class RankingCache:
@@ -233,13 +242,15 @@ class RankingCache:
         cutoff: the metric's k. top_l: cached ranking length (≥ cutoff).
     """
 
-    def __init__(self, scores: np.ndarray, train: sp.spmatrix, relevant: sp.spmatrix, cutoff: int = 10,
-                 top_l: int = 40):  # fmt: skip
+    def __init__(
+        self, scores: np.ndarray, train: sp.spmatrix, relevant: sp.spmatrix, cutoff: int = 10, top_l: int = 40
+    ):
         train = sp.csr_matrix(train, dtype=np.float64)
         relevant = sp.csr_matrix(relevant, dtype=bool)
         if relevant.shape != train.shape or scores.shape != train.shape:
             raise ValueError(
-                f"scores {scores.shape}, train {train.shape} and relevant {relevant.shape} must have one shape."
+                f"scores {scores.shape}, train {train.shape} and relevant {relevant.shape} "
+                "must have one shape."
             )
         if cutoff < 1 or top_l < cutoff:
             raise ValueError(f"Need 1 ≤ cutoff ({cutoff}) ≤ top_l ({top_l}).")
@@ -309,7 +320,9 @@ class RankingCache:
             rows.append(unsafe[ur])
             cols.append(uc)
             keys.append(sub[ur, uc])
-        rr, cc, pp = rank_candidates(np.concatenate(rows), np.concatenate(cols), np.concatenate(keys), self.cutoff)
+        rr, cc, pp = rank_candidates(
+            np.concatenate(rows), np.concatenate(cols), np.concatenate(keys), self.cutoff
+        )
         return self.metric_from_top(rr, cc, pp)
 
     def metric_from_top(self, rows: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> float:
@@ -412,11 +425,34 @@ class ItemKNNCounterfactual:
 
         c = self.cache
         per_user = evaluate_mask(
-            masked, self.F, self.gram, self.sq, self.norms, float(self.shrink), int(self.k), self.Wt, self.nbr,
-            self.nbr_val, self.nbr_cnt, self.thr_val, self.thr_idx, self.item_ptr, self.item_users, c.raw,
-            c.top_idx, c.top_key, c.pos_in_top, c.rel, c.idcg, self._weights, c.base_user_ndcg,
-            self._acc, self._mark, self._t_user, self._t_item,
-        )  # fmt: skip
+            masked,
+            self.F,
+            self.gram,
+            self.sq,
+            self.norms,
+            float(self.shrink),
+            int(self.k),
+            self.Wt,
+            self.nbr,
+            self.nbr_val,
+            self.nbr_cnt,
+            self.thr_val,
+            self.thr_idx,
+            self.item_ptr,
+            self.item_users,
+            c.raw,
+            c.top_idx,
+            c.top_key,
+            c.pos_in_top,
+            c.rel,
+            c.idcg,
+            self._weights,
+            c.base_user_ndcg,
+            self._acc,
+            self._mark,
+            self._t_user,
+            self._t_item,
+        )
         return float(per_user.mean())
 
     @property
@@ -540,9 +576,15 @@ class ItemLocalCounterfactual:
         train, relevant, cutoff, top_l: as :class:`RankingCache`.
     """
 
-    def __init__(self, score_items: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                 features: np.ndarray | sp.spmatrix, train: np.ndarray | sp.spmatrix,
-                 relevant: np.ndarray | sp.spmatrix, cutoff: int = 10, top_l: int = 40):  # fmt: skip
+    def __init__(
+        self,
+        score_items: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        features: np.ndarray | sp.spmatrix,
+        train: np.ndarray | sp.spmatrix,
+        relevant: np.ndarray | sp.spmatrix,
+        cutoff: int = 10,
+        top_l: int = 40,
+    ):
         train = sp.csr_matrix(train, dtype=np.float64)
         relevant = sp.csr_matrix(relevant, dtype=bool)
         n_items = train.shape[1]

@@ -65,6 +65,15 @@ def test_slq_negative_fraction_on_a_known_spectrum():
     assert spec["lambda_max"] == pytest.approx(4.0, rel=1e-4)
     assert spec["lambda_min"] == pytest.approx(-2.0, rel=1e-4)
     assert spec["neg_ratio"] == pytest.approx(0.5, rel=1e-4)
+    assert spec["flat_fraction"] == pytest.approx(0.0, abs=1e-9)
+    # Half the directions exactly flat: the negative share of all directions halves, of curved ones not.
+    padded = torch.cat([eigs, torch.zeros(200, dtype=torch.float64)])
+    q2, _ = torch.linalg.qr(torch.randn(400, 400, dtype=torch.float64))
+    mat2 = q2 @ torch.diag(padded) @ q2.T
+    spec2 = hessian_spectrum(lambda v: mat2 @ v, 400, steps=40, probes=30, seed=0)
+    assert spec2["flat_fraction"] == pytest.approx(0.5, abs=0.06)
+    assert spec2["neg_fraction"] == pytest.approx(30 / 400, abs=0.03)
+    assert spec2["neg_fraction_curved"] == pytest.approx(30 / 200, abs=0.05)
     psd = hessian_spectrum(lambda v: eigs.abs() * v, 200, steps=30, probes=5)
     assert psd["neg_fraction"] == 0.0 and psd["neg_ratio"] == 0.0
 
