@@ -62,6 +62,17 @@ class HessianOperator:
         ]
         return torch.cat(pieces)
 
+    def active_coordinates(self) -> torch.Tensor:
+        """(k,) indices whose gradient is non-zero on this batch. Rows of the others are usually exactly zero
+        (e.g. embedding rows not in the batch), so sampling Hessian rows among these measures coupling."""
+        flat = torch.cat(
+            [
+                torch.zeros(n, device=self.device) if g is None else g.detach().reshape(-1).ne(0).float()
+                for g, n in zip(self.grads, self.sizes, strict=True)
+            ]
+        )
+        return flat.nonzero().squeeze(1).cpu()
+
     def dense(self) -> torch.Tensor:
         """The full (dim, dim) Hessian, one column per basis vector. For tests on tiny models only."""
         if self.dim > 5000:

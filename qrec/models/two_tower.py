@@ -1,12 +1,12 @@
 """Two-tower BPR recommender with a linear or quantum-inspired (``qi``) projection head (``model=two_tower``).
 
-``score(u, i) = sim(h(E_u[u]), h(E_i[i])) / temperature`` with one projection head ``h`` shared by both
-towers:
+``score(u, i) = f(sim(h(E_u[u]), h(E_i[i]))) + b_i`` with one projection head ``h`` shared by both towers
+and an optional item bias ``b_i``:
 
-- ``head=linear``: ``nn.Linear(dim, out_dim)`` and cosine similarity;
+- ``head=linear``: ``nn.Linear(dim, out_dim)``, cosine similarity, ``f(s) = s / temperature``;
 - ``head=qi``: :class:`qrec.quantum.projection.QuantumProjection` (``dim / 2`` qubits -> ``n_qubits_out``)
-  and fidelity ``|<psi_u|psi_i>|^2``. An ``m``-qubit head is compared with a linear head of
-  ``out_dim = 2m`` (the real numbers that describe ``m`` Bloch vectors).
+  and fidelity ``F = |<psi_u|psi_i>|^2``, ``f(F) = log(F + eps)``. An ``m``-qubit head is compared with
+  a linear head of ``out_dim = 2m`` (the real numbers that describe ``m`` Bloch vectors).
 
 Modes:
 
@@ -175,7 +175,8 @@ class TwoTowerModule(L.LightningModule):
         temperature: linear head: scores are cosine similarities divided by this.
         fidelity_eps: qi head: scores are ``log(fidelity + fidelity_eps)``.
         lr, weight_decay: Adam.
-        embed_reg: L2 on the embeddings of each batch (BPR's usual regulariser).
+        embed_reg: L2 on the embeddings (and item biases) of each batch (BPR's usual regulariser).
+        item_bias: ``bpr``: add a learned item bias to the score (popularity), the same for both heads.
         init_std: embedding initialisation std (``head=qi`` with angle encoding does better with ~0.5).
         mode: ``"bpr"`` or ``"distill"``.
         teacher_ckpt: ``distill``: a ``model=als`` checkpoint (its ``user_factors``/``item_factors``); if None
@@ -197,11 +198,12 @@ class TwoTowerModule(L.LightningModule):
         gate: str = "su4",
         share_weights: bool = True,
         encoding: str = "angle",
-        temperature: float = 0.1,
+        temperature: float = 0.3,
         fidelity_eps: float = 1e-6,
         lr: float = 1e-2,
         weight_decay: float = 0.0,
         embed_reg: float = 1e-4,
+        item_bias: bool = True,
         init_std: float = 0.1,
         mode: str = "bpr",
         teacher_ckpt: str | None = None,
@@ -256,6 +258,13 @@ class TwoTowerModule(L.LightningModule):
         if hp.mode == "bpr":
             self.user_emb = nn.Parameter(hp.init_std * torch.randn(dm.n_users, hp.dim, generator=gen))
             self.item_emb = nn.Parameter(hp.init_std * torch.randn(dm.n_items, hp.dim, generator=gen))
+            # Popularity lives in the item bias, so the similarity (what the heads compare) need not
+            # encode it; without it both heads ranked below plain popularity.
+            bias = torch.zeros(dm.n_items)
+            if hp.item_bias:
+                self.item_bias = nn.Parameter(bias)
+            else:
+                self.register_buffer("item_bias", bias)
         else:
             if hp.teacher_ckpt:
                 state = torch.load(hp.teacher_ckpt, map_location="cpu", weights_only=False)["state_dict"]
@@ -270,6 +279,7 @@ class TwoTowerModule(L.LightningModule):
             scale = torch.cat([p, q]).std(0).clamp_min(1e-8)
             self.register_buffer("user_emb", p / scale)
             self.register_buffer("item_emb", q / scale)
+            self.register_buffer("item_bias", torch.zeros(dm.n_items))  # the head alone is distilled
         self._built = True
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -297,13 +307,22 @@ class TwoTowerModule(L.LightningModule):
         i_ids, i_inv = items.unique(return_inverse=True)
         zu, zi = self.project(self.user_emb[u_ids]), self.project(self.item_emb[i_ids])
         zu, zi = zu[u_inv], zi[i_inv]
-        return self._to_score(fidelity(zu, zi) if self.hparams.head == "qi" else (zu * zi).sum(-1))
+        sims = fidelity(zu, zi) if self.hparams.head == "qi" else (zu * zi).sum(-1)
+        return self._to_score(sims) + self.item_bias[items]
 
-    def score_matrix(self, users: torch.Tensor, item_states: torch.Tensor | None = None) -> torch.Tensor:
-        """(len(users), n_items) scores against every item."""
-        zi = self.project(self.item_emb) if item_states is None else item_states
+    def score_matrix(
+        self, users: torch.Tensor, item_states: torch.Tensor | None = None, items: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(len(users), n_items) scores against every item, or against ``items`` whose head outputs
+        ``item_states`` are given."""
+        zi = (
+            self.project(self.item_emb if items is None else self.item_emb[items])
+            if item_states is None
+            else item_states
+        )
         zu = self.project(self.user_emb[users])
-        return self._to_score(fidelity_matrix(zu, zi) if self.hparams.head == "qi" else zu @ zi.T)
+        sims = fidelity_matrix(zu, zi) if self.hparams.head == "qi" else zu @ zi.T
+        return self._to_score(sims) + (self.item_bias if items is None else self.item_bias[items])
 
     # --- training ---------------------------------------------------------------------------------
     def diagnostic_loss(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -318,6 +337,8 @@ class TwoTowerModule(L.LightningModule):
             self.user_emb[users].square().sum(-1)
             + self.item_emb[pos].square().sum(-1)
             + self.item_emb[neg].square().sum(-1)
+            + self.item_bias[pos].square()
+            + self.item_bias[neg].square()
         )
         return bpr + self.hparams.embed_reg * reg.mean()
 
@@ -329,8 +350,7 @@ class TwoTowerModule(L.LightningModule):
         items = torch.cat([sample, pos[: hp.distill_items]]).unique()
         teacher = self.teacher_user[users] @ self.teacher_item[items].T  # (u, i)
         teacher = teacher / (teacher.std() + 1e-8) / hp.distill_temperature
-        zi = self.project(self.item_emb[items])
-        student = self.score_matrix(users, zi)
+        student = self.score_matrix(users, items=items)
         return F.kl_div(
             F.log_softmax(student, -1), F.log_softmax(teacher, -1), log_target=True, reduction="batchmean"
         )

@@ -91,6 +91,10 @@ def test_hessian_row_nnz_sees_block_structure():
     op = HessianOperator(lambda: (w[:3].sum() ** 4) + (w[3:].prod() ** 2), [w])
     rows = hessian_row_nnz(op.matvec, op.dim, samples=6)
     assert rows["row_nnz_mean"] == 3.0 and rows["row_nnz_max"] == 3.0
+    assert op.active_coordinates().tolist() == list(range(6))
+    unused = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    op2 = HessianOperator(lambda: (w[:3] ** 2).sum() + 0.0 * unused.sum(), [w, unused])
+    assert op2.active_coordinates().tolist() == [0, 1, 2]
 
 
 def test_linear_parameters_have_zero_hessian():

@@ -1,0 +1,82 @@
+"""Two-tower model: fast_dev_run with both heads and in distillation mode; bad configurations."""
+
+import json
+import math
+
+import pytest
+
+from qrec.models.two_tower import TwoTowerModule
+from qrec.pipeline import run
+
+FAST = (
+    "experiment=two_tower",
+    "data=synthetic",
+    "logger=none",
+    "callbacks=none",
+    "++trainer.fast_dev_run=true",
+)
+
+
+@pytest.mark.parametrize("head", ["linear", "qi"])
+def test_fast_dev_run_both_heads(make_cfg, head):
+    cfg = make_cfg(*FAST, f"model.head={head}", "model.dim=16", "model.out_dim=8", "model.n_qubits_out=4")
+    metrics = run(cfg)
+    for key in ("val/ndcg_10", "test/ndcg_10", "test/recall_10", "test/hr_10"):
+        assert 0.0 <= metrics[key] <= 1.0 and math.isfinite(metrics[key])
+    assert metrics["linear_head_params_same_out"] == 16 * 8 + 8
+    if head == "qi":
+        assert metrics["head_params"] == 1 * 2 * 15  # shared su4 gates, 1 layer x 2 sub-layers
+
+
+def test_default_qi_head_has_16x_fewer_parameters():
+    counts = TwoTowerModule(head="qi").head_parameter_counts()
+    assert counts["linear_head_params_same_out"] == 64 * 16 + 16 and counts["head_param_ratio"] >= 16
+
+
+def test_distillation_mode_trains_only_the_head(make_cfg, tmp_path):
+    cfg = make_cfg(
+        *FAST,
+        "model.mode=distill",
+        "model.head=qi",
+        "model.dim=16",
+        "model.n_qubits_out=4",
+        "model.teacher_sweeps=3",
+    )
+    metrics = run(cfg)
+    assert 0.0 <= metrics["test/teacher_overlap_10"] <= 1.0
+    assert 0.0 <= metrics["test/teacher_ndcg_10"] <= 1.0
+    model = TwoTowerModule(mode="distill", head="linear", dim=16)
+    assert [n for n, p in model.named_parameters()] == ["head.weight", "head.bias"]
+
+
+def test_probe_runs_on_two_tower_and_writes_json(make_cfg, tmp_path):
+    cfg = make_cfg(
+        *FAST,
+        "model.head=qi",
+        "model.dim=8",
+        "model.n_qubits_out=2",
+        "callbacks=diagnostics",
+        "callbacks.dissipation_probe.every_n_steps=1",
+        "callbacks.dissipation_probe.lanczos_steps=4",
+    )
+    run(cfg)
+    report = json.loads((tmp_path / "diagnostics.json").read_text())
+    assert report["applicable"] and report["probed_steps"] == [1]
+    assert (tmp_path / "diagnostics.png").is_file()
+    record = report["records"][0]
+    assert record["lambda_max"] >= record["lambda_min"] and 0.0 <= record["neg_fraction"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"head": "qi", "dim": 15}, "even"),
+        ({"head": "qi", "dim": 8, "n_qubits_out": 5}, "encodes only 4 qubits"),
+        ({"head": "mlp"}, "head"),
+        ({"mode": "finetune"}, "mode"),
+        ({"temperature": 0.0}, "temperature"),
+    ],
+)
+def test_bad_configurations_fail_at_construction(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TwoTowerModule(**kwargs)
