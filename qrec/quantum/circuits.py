@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from qrec.optional import require
+
 ENTANGLERS = ("pairs", "all_pairs", "ring")
 READOUTS = ("z0", "mean_z", "all_z")
 
@@ -150,7 +152,7 @@ def varnet_qfunc(spec: VarNetSpec, noise: float = 0.0):
     The qfunc takes ``inputs`` (batch, 2k) = [u, v] scaled to [0, 1] and ``weights``
     (n_layers, 2k), and returns ⟨Z_0⟩, the mean of ⟨Z_i⟩, or a tuple of every ⟨Z_i⟩.
     """
-    import pennylane as qml
+    qml = require("pennylane")
 
     gates = varnet_gates(spec)
     k, n = spec.k, spec.n_wires
@@ -189,7 +191,7 @@ def swap_test_qfunc(spec: SwapTestSpec, noise: float = 0.0):
     ``inputs`` is (batch, 2·2^n) = [u padded, v padded] (see :func:`pad_pair`); each half is
     amplitude-embedded (normalised) on its own n-wire register, wire 0 is the ancilla.
     """
-    import pennylane as qml
+    qml = require("pennylane")
 
     n = spec.n_register
     user_wires, item_wires = list(range(1, 1 + n)), list(range(1 + n, 1 + 2 * n))

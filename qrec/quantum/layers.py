@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 from typing import Any
 
+from qrec.optional import require
 from qrec.quantum.circuits import SwapTestSpec, VarNetSpec, swap_test_qfunc, varnet_qfunc
 
 # Devices that simulate mixed states, so that depolarizing noise means something.
@@ -114,7 +115,7 @@ def make_torch_layer(
         A TorchLayer mapping inputs (batch, 2k) to (batch,) or (batch, 2k) for VarNet, and
         (batch, 2·2^n) padded pairs to (batch, 2) ancilla probabilities for the SWAP test.
     """
-    import pennylane as qml
+    qml = require("pennylane")
 
     swap = isinstance(circuit, SwapTestSpec)
     check_device_config(circuit.n_wires, device, diff_method, shots, noise, swap_test=swap)

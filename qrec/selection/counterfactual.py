@@ -634,5 +634,14 @@ class ItemLocalCounterfactual:
         return self.evaluate(np.flatnonzero(~np.asarray(keep, dtype=bool)))
 
     def run(self, pairs: bool = True, progress: bool = True, n_jobs: int = 1) -> Counterfactual:
-        """All δ_i and (optionally) δ_ij (see :func:`run_counterfactual`)."""
+        """All δ_i and (optionally) δ_ij (see :func:`run_counterfactual`).
+
+        ``n_jobs > 1`` forks workers; only use it with numpy scorers. A torch model that has already run
+        an OpenMP parallel region deadlocks in forked children, so :meth:`run_torch_safe` is what the
+        CAQUBO callback calls.
+        """
         return run_counterfactual(self, pairs, progress, n_jobs)
+
+    def run_torch_safe(self, pairs: bool = True, progress: bool = True, n_jobs: int = 1) -> Counterfactual:
+        """:meth:`run` in this process only (``n_jobs`` is ignored: torch + fork can deadlock)."""
+        return run_counterfactual(self, pairs, progress, 1)
