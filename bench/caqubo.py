@@ -1,0 +1,276 @@
+"""CAQUBO benchmarks: counterfactual analysis timing and K-constrained SA on n = 500.
+
+    python bench/caqubo.py                 # kg150 full analysis, kg500 on a sample of pairs, SA n=500
+    python bench/caqubo.py --full500       # also the full kg500 analysis (125,250 pairs; long)
+    python bench/caqubo.py --quick         # small samples only (smoke run)
+    python bench/caqubo.py --collect DIR   # table of every selection.json under DIR (Table 1 shape)
+    python bench/caqubo.py --stability RUN_DIR/caqubo_q.npy  # energy spread vs reads and problem size
+
+Prints a table and writes bench/results/caqubo.json. Numbers depend on machine load: the script
+records the load average next to each timing. Targets (2-core CPU): kg150 ≤ 60 s, kg500 ≤ 15 min,
+SA n=500 K-constrained 100 reads ≤ 10 s with 100% feasible after repair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "caqubo.json"
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def analysis(n_features: int, backend: str, n_jobs: int, sample: int | None, seed: int = 0) -> dict:
+    """Time the Item-KNN counterfactual on MovieLens-100k KG features (val split, seed 0)."""
+    from qrec.data import load_movielens100k
+    from qrec.data.implicit import ImplicitDataModule
+    from qrec.selection import ItemKNNCounterfactual, run_counterfactual
+
+    dm = ImplicitDataModule(load_movielens100k, "kg", n_features, seed=seed)
+    dm.setup()
+    start = time.perf_counter()
+    cf = ItemKNNCounterfactual(
+        dm.features.matrix.toarray(), dm.exclude("val"), dm.relevant("val"), backend=backend
+    )
+    cf.evaluate([0, 1])  # compiles the numba kernel (cached on disk afterwards)
+    setup_s = time.perf_counter() - start
+    n_pairs = n_features * (n_features - 1) // 2
+    row = {
+        "features": n_features,
+        "backend": cf.backend,
+        "n_jobs": n_jobs,
+        "setup_s": setup_s,
+        "val_ndcg_10": cf.base,
+        "load_before": load(),
+    }
+    if sample is None:
+        result = run_counterfactual(cf, pairs=True, progress=True, n_jobs=n_jobs)
+        row.update(
+            evaluations=result.evaluations,
+            seconds=result.seconds,
+            extrapolated=False,
+            delta_single_positive=int((result.single > 0).sum()),
+            delta_single_negative=int((result.single < 0).sum()),
+        )
+    else:
+        rng = np.random.default_rng(seed)
+        pairs = {tuple(sorted(rng.choice(n_features, 2, replace=False))) for _ in range(sample)}
+        start = time.perf_counter()
+        for pair in pairs:
+            cf.evaluate(list(pair))
+        per_mask = (time.perf_counter() - start) / len(pairs)
+        row.update(
+            evaluations=len(pairs),
+            sampled_ms_per_mask=1e3 * per_mask,
+            extrapolated=True,
+            seconds=per_mask * (n_features + n_pairs) / max(n_jobs, 1),
+        )
+    row["load_after"] = load()
+    return row
+
+
+def brute_force_ms(n_features: int, masks: int = 5) -> float:
+    """Milliseconds per mask of full re-fitting and re-scoring (the reference path)."""
+    from qrec.data import load_movielens100k
+    from qrec.data.implicit import ImplicitDataModule
+    from qrec.selection import ItemKNNCounterfactual
+
+    dm = ImplicitDataModule(load_movielens100k, "kg", n_features, seed=0)
+    dm.setup()
+    cf = ItemKNNCounterfactual(
+        dm.features.matrix.toarray(), dm.exclude("val"), dm.relevant("val"), backend="numpy"
+    )
+    keep = np.ones(n_features, dtype=bool)
+    start = time.perf_counter()
+    for i in range(masks):
+        keep[[i, i + 1]] = False
+        cf.brute_force(keep)
+        keep[:] = True
+    return 1e3 * (time.perf_counter() - start) / masks
+
+
+def sa_benchmark(n: int = 500, k: int = 450, reads: int = 100, seed: int = 0) -> dict:
+    """SA on a CAQUBO-shaped Q (δ_ij ≈ δ_i + δ_j + noise, as measured deltas look), Σx = k."""
+    from qrec.selection import caqubo, solve
+
+    rng = np.random.default_rng(seed)
+    single = rng.normal(2e-4, 5e-4, n)
+    pair = single[:, None] + single[None, :] + rng.normal(0, 2e-4, (n, n))
+    pair = (pair + pair.T) / 2
+    Q = caqubo(single, pair)
+    start = time.perf_counter()
+    result = solve(Q, "sa", k=k, num_reads=reads, seed=seed)
+    wall = time.perf_counter() - start
+    return {
+        "n": n,
+        "k": k,
+        "num_reads": reads,
+        "solve_s": result.solve_s,
+        "wall_s": wall,
+        "raw_feasible_fraction": result.feasible_fraction,
+        "selected": int(result.x.sum()),
+        "feasible_after_repair": float(result.x.sum() == k),
+        "penalty": result.penalty,
+        "energy": result.energy,
+        "load": load(),
+    }
+
+
+def collect(root: Path) -> None:
+    """Mean (± std over seeds) test nDCG@10 per model × method × solver × K from selection.json files.
+
+    "vs all" is the mean over the same runs of (selected / all features − 1), so cells with different
+    seeds are never compared with another cell's baseline.
+    """
+    from collections import defaultdict
+
+    cells: dict[tuple, list[tuple[float, float, int]]] = defaultdict(list)
+    timing: dict[tuple, list[float]] = defaultdict(list)
+    for path in sorted(root.rglob("selection.json")):
+        result = json.loads(path.read_text())
+        key = (result["model"], result["data"])
+        if result.get("counterfactual_s"):
+            timing[key].append(result["counterfactual_s"])
+        for run in result["sweep"]:
+            k = "all" if run["k"] is None else run["k"]
+            cells[(*key, run["method"], run["solver"], k)].append(
+                (run["test_ndcg_10_selected"], run["test_ndcg_10_all"], run["n_selected"])
+            )
+    if not cells:
+        raise SystemExit(f"No selection.json under {root}.")
+    print(
+        f"{'model':<18} {'data':<7} {'method':<14} {'solver':<9} {'K':>4} {'kept':>5} "
+        f"{'test nDCG@10':>14} {'all feats':>9} {'vs all':>8} seeds"
+    )
+    for key in sorted(cells, key=str):
+        sel, base, kept = (np.array(v, dtype=float) for v in zip(*cells[key]))
+        print(
+            f"{key[0]:<18} {key[1]:<7} {key[2]:<14} {key[3]:<9} {key[4]!s:>4} {kept.mean():>5.0f} "
+            f"{sel.mean():>8.4f}±{sel.std():.4f} {base.mean():>9.4f} {100 * np.mean(sel / base - 1):>+7.1f}% "
+            f"{len(sel)}"
+        )
+    for key, vals in timing.items():
+        print(f"counterfactual: {key[0]} {key[1]} {np.mean(vals):.0f} s mean over {len(vals)} runs")
+
+
+def stability(q_path: Path, reads=(10, 100, 1000), sizes=(50, 100, 150), seed: int = 0) -> None:
+    """The paper's stability study: SA energy distribution vs number of reads and problem size.
+
+    Sub-problems are the leading ``n`` features of a saved Q, with K = 0.9·n (repaired samples).
+    Writes bench/results/caqubo_stability.{json,png}.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from qrec.selection import solve
+
+    Q = np.load(q_path)
+    rows, data, labels = [], [], []
+    for n in sizes:
+        if n > len(Q):
+            continue
+        sub = Q[:n, :n]
+        k = int(round(0.9 * n))
+        for r in reads:
+            res = solve(sub, "sa", k=k, num_reads=r, seed=seed)
+            e = res.energies
+            rows.append(
+                {
+                    "n": n,
+                    "k": k,
+                    "reads": r,
+                    "best": float(e.min()),
+                    "mean": float(e.mean()),
+                    "std": float(e.std()),
+                    "raw_feasible": res.feasible_fraction,
+                    "solve_s": res.solve_s,
+                }
+            )
+            data.append(e)
+            labels.append(f"n={n}\n{r} reads")
+            print(
+                f"n={n:>4} K={k:>4} reads={r:>5}: best {e.min():.4f} mean {e.mean():.4f} ± {e.std():.4f} "
+                f"({res.solve_s:.1f} s)"
+            )
+    fig, ax = plt.subplots(figsize=(1.1 * len(data) + 2, 4))
+    ax.boxplot(data)
+    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
+    ax.set_ylabel("energy xᵀQx (repaired to K)")
+    ax.set_title(f"SA energy spread: {q_path.parent.name}")
+    fig.tight_layout()
+    out = RESULTS.with_name("caqubo_stability")
+    fig.savefig(out.with_suffix(".png"), dpi=120)
+    out.with_suffix(".json").write_text(json.dumps({"q": str(q_path), "runs": rows}, indent=2))
+    print(f"-> {out.with_suffix('.png')}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--full500", action="store_true", help="run the full 500-feature analysis")
+    parser.add_argument("--quick", action="store_true", help="samples only (smoke run)")
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--skip-full150", action="store_true", help="estimate kg150 from a sample too")
+    parser.add_argument("--collect", type=Path, help="aggregate selection.json files under this folder")
+    parser.add_argument("--stability", type=Path, help="caqubo_q.npy of a run: energy spread study")
+    args = parser.parse_args()
+    if args.collect:
+        collect(args.collect)
+        return
+    if args.stability:
+        stability(args.stability)
+        return
+
+    rows = []
+    rows.append(analysis(150, "numpy", 1, sample=40))
+    rows.append(analysis(150, "auto", 1, sample=300))
+    if not (args.quick or args.skip_full150):
+        rows.append(analysis(150, "auto", args.n_jobs, sample=None))
+    rows.append(analysis(500, "auto", 1, sample=300))
+    if args.full500:
+        rows.append(analysis(500, "auto", args.n_jobs, sample=None))
+    brute = {n: brute_force_ms(n) for n in (150, 500)}
+    sa = sa_benchmark()
+    out = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "counterfactual": rows,
+        "brute_force_ms_per_mask": brute,
+        "sa_n500": sa,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2))
+
+    print(
+        f"\n{'features':>8} {'backend':>7} {'jobs':>4} {'masks':>7} {'seconds':>9} "
+        f"{'how':>13} {'load':>5}  target"
+    )
+    for r in rows:
+        target = 60 if r["features"] == 150 else 900
+        how = "extrapolated" if r["extrapolated"] else "measured"
+        print(
+            f"{r['features']:>8} {r['backend']:>7} {r['n_jobs']:>4} {r['evaluations']:>7} "
+            f"{r['seconds']:>9.1f} "
+            f"{how:>13} {r['load_after']:>5.1f}  ≤ {target} s"
+        )
+    print(f"brute force (full re-scoring) ms/mask: 150 -> {brute[150]:.0f}, 500 -> {brute[500]:.0f}")
+    print(
+        f"SA n=500 K=450 100 reads: {sa['solve_s']:.1f} s (target ≤ 10 s), raw feasible "
+        f"{100 * sa['raw_feasible_fraction']:.0f}%, after repair {100 * sa['feasible_after_repair']:.0f}%"
+    )
+    print(f"-> {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

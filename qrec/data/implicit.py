@@ -1,0 +1,189 @@
+"""Implicit-feedback ranking data (the CAQUBO protocol) with item features.
+
+- Interactions are ratings ≥ ``threshold`` (default 4: "liked"; 55,375 of MovieLens-100k's 100,000
+  ratings). Lower-rated movies are not positives: a 1-star rating is not an endorsement, and
+  counting it would reward recommending disliked items.
+- Split (paper): a random 80/20 train/test split of the interactions, then the train part again
+  80/20 into train/validation; all seeded. Users may be cold in a split by chance; users without
+  relevant items in a split are skipped by the metrics.
+- Excluded from rankings: the training items when validating; training and validation items when
+  testing (both are known interactions, neither is a test positive).
+- Batches: ``(users, positive items, negative items)`` for BPR, one uniform negative per positive
+  (1:1) resampled until it is not a training positive of the user; evaluation batches are user ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightning as L
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from qrec.data.features import ItemFeatures, item_features
+from qrec.data.movielens import DataError, RatingTable
+
+
+class _Triples(Dataset):
+    """One epoch of (user, positive, negative) triples in shuffled batches, negatives drawn per epoch."""
+
+    def __init__(self, dm: ImplicitDataModule, batch_size: int, epoch_seed: Callable[[], int]):
+        self.dm, self.batch_size, self.epoch_seed = dm, batch_size, epoch_seed
+        self.n = dm.train.nnz
+        self.batches = -(-self.n // batch_size)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if index == 0 or not hasattr(self, "_epoch"):
+            rng = np.random.default_rng(self.epoch_seed())
+            order = rng.permutation(self.n)
+            users, items = self.dm.train_pairs
+            self._epoch = (users[order], items[order], self.dm.sample_negatives(users[order], rng))
+        sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return tuple(torch.from_numpy(a[sl]) for a in self._epoch)  # type: ignore[return-value]
+
+
+class _Users(Dataset):
+    def __init__(self, users: np.ndarray, batch_size: int):
+        self.users, self.batch_size = users, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.users) // self.batch_size)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.users[index * self.batch_size : (index + 1) * self.batch_size])
+
+
+class ImplicitDataModule(L.LightningDataModule):
+    """Implicit interactions + item features for feature-aware ranking models.
+
+    Args:
+        dataset: callable returning a :class:`RatingTable` (Hydra ``_partial_``).
+        features: ``kg`` or ``genres`` (see :mod:`qrec.data.features`).
+        n_features: number of KG features (150 or 500 in the paper's setting).
+        threshold: minimum rating that counts as an interaction.
+        test_fraction, val_fraction: 0.2 and 0.2 (of the remaining train part) in the paper.
+        seed: fixes the split and the negative samples.
+        batch_size: BPR training batch size. eval_batch_size: users per evaluation batch.
+    """
+
+    def __init__(
+        self,
+        dataset: Callable[[], RatingTable],
+        features: str = "kg",
+        n_features: int = 150,
+        threshold: float = 4.0,
+        test_fraction: float = 0.2,
+        val_fraction: float = 0.2,
+        seed: int = 0,
+        batch_size: int = 1024,
+        eval_batch_size: int = 256,
+    ):
+        super().__init__()
+        for name, value in (("test_fraction", test_fraction), ("val_fraction", val_fraction)):
+            if not 0 < value < 1:
+                raise DataError(f"data.{name}={value} must be strictly between 0 and 1.")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise DataError("data.batch_size and data.eval_batch_size must be positive.")
+        self.dataset, self.feature_kind, self.n_features_requested = dataset, features, n_features
+        self.threshold, self.test_fraction, self.val_fraction = threshold, test_fraction, val_fraction
+        self.seed, self.batch_size, self.eval_batch_size = seed, batch_size, eval_batch_size
+        self.table: RatingTable | None = None
+        self.epoch = 0
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.table is not None:
+            return
+        table = self.dataset()
+        self.features: ItemFeatures = item_features(table, self.feature_kind, self.n_features_requested)
+        if self.features.matrix.shape[0] != table.n_items:
+            raise DataError(
+                f"Feature matrix has {self.features.matrix.shape[0]} rows for {table.n_items} items."
+            )
+        liked = np.flatnonzero(table.ratings >= self.threshold)
+        if len(liked) < 10:
+            raise DataError(f"Only {len(liked)} ratings are ≥ threshold={self.threshold}: nothing to rank.")
+        rng = np.random.default_rng(self.seed)
+        order = rng.permutation(liked)
+        n_test = int(round(self.test_fraction * len(order)))
+        test, rest = order[:n_test], order[n_test:]
+        n_val = int(round(self.val_fraction * len(rest)))
+        val, train = rest[:n_val], rest[n_val:]
+        shape = (table.n_users, table.n_items)
+
+        def csr(rows: np.ndarray) -> sp.csr_matrix:
+            return sp.csr_matrix(
+                (np.ones(len(rows), dtype=np.float32), (table.users[rows], table.items[rows])), shape=shape
+            )
+
+        self.train, self.val, self.test = csr(train), csr(val), csr(test)
+        coo = self.train.tocoo()
+        self.train_pairs = (coo.row.astype(np.int64), coo.col.astype(np.int64))
+        self._train_dense = self.train.toarray().astype(bool)  # O(1) membership for negative sampling
+        self.table = table
+
+    # --- shapes and splits ----------------------------------------------------------------------
+    @property
+    def n_users(self) -> int:
+        return self.table.n_users
+
+    @property
+    def n_items(self) -> int:
+        return self.table.n_items
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.features.names
+
+    def relevant(self, split: str) -> sp.csr_matrix:
+        """(users, items) held-out positives of ``val`` or ``test``."""
+        if split not in ("val", "test"):
+            raise ValueError(f"split={split!r}: choose 'val' or 'test'.")
+        return self.val if split == "val" else self.test
+
+    def exclude(self, split: str) -> sp.csr_matrix:
+        """(users, items) known interactions removed from the ranking when evaluating ``split``."""
+        return self.train if split == "val" else (self.train + self.val).tocsr()
+
+    def summary(self) -> dict:
+        return {
+            "users": self.n_users,
+            "items": self.n_items,
+            "train": int(self.train.nnz),
+            "val": int(self.val.nnz),
+            "test": int(self.test.nnz),
+            **self.features.summary(),
+        }
+
+    # --- sampling and loaders -------------------------------------------------------------------
+    def sample_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One uniform item per user that is not among the user's training positives."""
+        neg = rng.integers(0, self.n_items, len(users))
+        bad = self._train_dense[users, neg]
+        while bad.any():  # each retry hits a positive with prob. ≈ density (< 5%)
+            neg[bad] = rng.integers(0, self.n_items, int(bad.sum()))
+            bad = self._train_dense[users, neg]
+        return neg
+
+    def _next_epoch_seed(self) -> int:
+        self.epoch += 1
+        return self.seed * 100_003 + self.epoch
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            _Triples(self, self.batch_size, self._next_epoch_seed), batch_size=None, shuffle=False
+        )
+
+    def _users_loader(self, split: str) -> DataLoader:
+        users = np.flatnonzero(np.diff(self.relevant(split).indptr) > 0).astype(np.int64)
+        return DataLoader(_Users(users, self.eval_batch_size), batch_size=None, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._users_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._users_loader("test")
