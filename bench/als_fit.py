@@ -39,7 +39,8 @@ def main() -> None:
     timings = [fit_with_lightning() for _ in range(3)]
     lightning_s = sorted(t[0] for t in timings)[1]
     sweeps_s = sorted(t[1] for t in timings)[1]
-    rows = [{"what": f"{SWEEPS} ALS sweeps (rank {cfg.model.rank}), closed-form steps only (median of 3)", "seconds": sweeps_s},
+    rows = [{"what": f"{SWEEPS} ALS sweeps (rank {cfg.model.rank}), closed-form steps only (median of 3)",
+             "seconds": sweeps_s},
             {"what": f"trainer.fit, {SWEEPS} epochs with validation each epoch (median of 3)", "seconds": lightning_s}]
     table(rows, ["what", "seconds"])
     print(f"target: ≤ 3 s for {SWEEPS} sweeps -> {'met' if sweeps_s <= 3 else 'NOT met'}")

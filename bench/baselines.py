@@ -28,7 +28,7 @@ def main() -> None:
     rows = []
     for (model, split), (rmse_target, mae_target) in TARGETS.items():
         runs = [run(config(f"model={model}", f"data.split={split}", f"seed={s}", "logger=none")) for s in args.seeds]
-        mean = lambda key: statistics.fmean(r[key] for r in runs)
+        mean = lambda key, runs=runs: statistics.fmean(r[key] for r in runs)
         rows.append({
             "model": model, "split": split, "seeds": len(runs), "val_rmse": mean("val/rmse"),
             "test_rmse": mean("test/rmse"), "rmse_target": rmse_target, "test_mae": mean("test/mae"),

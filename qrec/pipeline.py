@@ -54,7 +54,8 @@ def run(cfg: DictConfig) -> dict:
         metrics.update(result)
     metrics = {key: float(value) for key, value in metrics.items()}
     metrics.update(
-        model=cfg.model._target_.rsplit(".", 1)[-1], label=cfg.get("label") or _model_choice(cfg), split=cfg.data.get("split"), seed=cfg.seed,
+        model=cfg.model._target_.rsplit(".", 1)[-1], label=cfg.get("label") or _model_choice(cfg),
+        split=cfg.data.get("split"), seed=cfg.seed,
         fit_s=fit_s, epochs=trainer.current_epoch, best_checkpoint=best,
         optimized_metric=cfg.optimized_metric, optimized=metrics.get(cfg.optimized_metric),
     )  # fmt: skip

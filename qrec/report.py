@@ -68,7 +68,7 @@ def results_table(runs: list[dict]) -> str:
     lines = ["| model | runs | test RMSE | test MAE | infer s / 20k | prediction range | fit s | Δ MSE vs ALS (p) |",
              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for label, group in sorted(groups.items(), key=lambda kv: statistics.fmean(r["test/rmse"] for r in kv[1])):
-        col = lambda key: [r[key] for r in group if key in r]
+        col = lambda key, group=group: [r[key] for r in group if key in r]
         low, high = statistics.fmean(col("test/pred_min")), statistics.fmean(col("test/pred_max"))
         test = tests.get(label)
         versus = f"{test[0]:+.4f} (p={test[1]:.2g})" if test else "—"

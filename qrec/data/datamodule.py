@@ -123,7 +123,8 @@ class RatingsDataModule(L.LightningDataModule):
     def _loader(self, data: Ratings, batch_size: int | None, shuffle: bool) -> DataLoader:
         size = len(data) if batch_size is None else batch_size
         base = RandomSampler(range(len(data))) if shuffle else SequentialSampler(range(len(data)))
-        return DataLoader(_RatingRows(data, self.with_timestamps), sampler=BatchSampler(base, size, drop_last=False), batch_size=None)
+        sampler = BatchSampler(base, size, drop_last=False)
+        return DataLoader(_RatingRows(data, self.with_timestamps), sampler=sampler, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, self.batch_size, shuffle=self.batch_size is not None)
