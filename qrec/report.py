@@ -158,7 +158,7 @@ def write_report(root: Path, out: Path | None = None) -> Path:
     runs = load_runs(root)
     splits = sorted({str(r.get("split")) for r in runs})
     seeds = sorted({r.get("seed") for r in runs}, key=str)
-    text = [f"# Results: {root}", "", f"splits: {', '.join(splits)}; seeds: {', '.join(map(str, seeds))}; "
+    text = [f"# Results: {root.name}", "", f"splits: {', '.join(splits)}; seeds: {', '.join(map(str, seeds))}; "
             "mean ± std over seeds; Δ MSE vs ALS < 0 means lower error than ALS (Wilcoxon signed-rank on "
             "per-rating squared errors, paired by split and seed).", "", results_table(runs), "",
             "![RMSE vs inference time](rmse_vs_time.png)", "", "![Prediction histograms](prediction_histograms.png)",
