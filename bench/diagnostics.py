@@ -117,13 +117,13 @@ def popularity(seeds: list[int], fractions: list[float]) -> list[dict]:
 
     from qrec.data import load_movielens100k
     from qrec.metrics_ranking import ranking_metrics
-    from qrec.models.two_tower import ImplicitDataModule
+    from qrec.models.two_tower import TwoTowerDataModule
 
     rows = []
     for fraction in fractions:
         ndcg = []
         for seed in seeds:
-            dm = ImplicitDataModule(load_movielens100k, seed=seed, train_fraction=fraction)
+            dm = TwoTowerDataModule(load_movielens100k, seed=seed, train_fraction=fraction)
             dm.setup("fit")
             counts = np.bincount(dm.train_items.numpy(), minlength=dm.n_items).astype(float)
             scores = np.broadcast_to(counts, (dm.n_users, dm.n_items))

@@ -11,12 +11,12 @@ from lightning.pytorch.callbacks import ModelPruning
 from qrec.callbacks.diagnostics import DissipationProbe
 from qrec.data.synthetic import make_synthetic_ratings
 from qrec.diagnostics import HessianOperator
-from qrec.models.two_tower import ImplicitDataModule, TwoTowerModule
+from qrec.models.two_tower import TwoTowerDataModule, TwoTowerModule
 from qrec.pipeline import run
 
 
-def _tiny(head: str) -> tuple[TwoTowerModule, ImplicitDataModule]:
-    dm = ImplicitDataModule(
+def _tiny(head: str) -> tuple[TwoTowerModule, TwoTowerDataModule]:
+    dm = TwoTowerDataModule(
         lambda: make_synthetic_ratings(n_users=30, n_items=20, density=0.3, seed=0), batch_size=32
     )
     dm.setup("fit")
@@ -38,7 +38,7 @@ def test_probe_top_eigenvalue_matches_dense_hessian_on_tiny_two_tower(head):
 
 
 def test_probe_reads_model_pruning_masks(tmp_path):
-    dm = ImplicitDataModule(lambda: make_synthetic_ratings(seed=0), batch_size=64)
+    dm = TwoTowerDataModule(lambda: make_synthetic_ratings(seed=0), batch_size=64)
     model = TwoTowerModule(dim=8, head="linear", out_dim=4, item_bias=False)  # no zero-initialised weights
     probe = DissipationProbe(every_n_steps=1, lanczos_steps=4, row_samples=2, output_dir=str(tmp_path))
     pruning = ModelPruning(
