@@ -84,8 +84,9 @@ def log_extras(loggers: list, model: L.LightningModule, metrics: dict) -> None:
         if predictions is not None:
             run.log({"test/pred_hist": wandb.Histogram(predictions.numpy())})
         drawing = getattr(model, "circuit_drawing", None)
-        if callable(drawing):
-            run.log({"circuit": wandb.Html(f"<pre>{drawing()}</pre>")})
+        text = drawing() if callable(drawing) else None
+        if text:
+            run.log({"circuit": wandb.Html(f"<pre>{text}</pre>")})
 
 
 def _model_choice(cfg: DictConfig) -> str:

@@ -99,6 +99,11 @@ class QuantumErrorLSTMModule(RatingModule):
             out[f"stage1/{name}_pred_min"], out[f"stage1/{name}_pred_max"] = float(pred.min()), float(pred.max())
         return out
 
+    def circuit_drawing(self) -> str | None:
+        """The base circuit's drawing, if the base is a circuit (W&B logs it)."""
+        drawing = getattr(self.base, "circuit_drawing", None)
+        return drawing() if callable(drawing) else None
+
     def base_prediction(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """r_q in stars: the base's prediction, or the training mean when there is no base."""
         if self.base is None:

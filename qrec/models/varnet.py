@@ -118,6 +118,16 @@ class VarNetModule(RatingModule):
         start = float(scale(self.mu)) if hp.offset == "none" else 0.0
         self.head_shift = nn.Parameter(torch.tensor(start))
 
+    def circuit_drawing(self) -> str:
+        """Text drawing of the circuit with the current weights on a mid-range input (W&B logs it)."""
+        from qrec.optional import require
+        from qrec.quantum.circuits import varnet_qfunc
+
+        qml = require("pennylane")
+        weights = (self.layer.weights if self.layer is not None else self.weights).detach()
+        qnode = qml.QNode(varnet_qfunc(self.spec), qml.device("default.qubit", wires=self.spec.n_wires))
+        return qml.draw(qnode, decimals=2)(torch.full((self.spec.n_wires,), 0.5), weights)
+
     def circuit(self, x: torch.Tensor) -> torch.Tensor:
         """Readout values (batch, 1 or 2k) for inputs (batch, 2k) in [0, 1]."""
         if self.layer is None:

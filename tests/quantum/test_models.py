@@ -117,3 +117,15 @@ def test_bad_configurations_fail_before_training(make_cfg):
         _attached(make_cfg, k=40, n_layers=1)  # synthetic data: 40 items
     with pytest.raises(ValueError, match="SVD rank"):
         _attached(make_cfg, k=40)
+
+
+def test_circuit_drawing_shows_every_wire(make_cfg):
+    from hydra.utils import instantiate
+
+    from qrec.data import RatingsDataModule, make_synthetic_ratings
+
+    cfg = make_cfg("model=varnet", "data=synthetic", "model.k=2")
+    module = instantiate(cfg.model)
+    module.attach(RatingsDataModule(lambda: make_synthetic_ratings(seed=0)))
+    drawing = module.circuit_drawing()
+    assert drawing.count("RY") >= 4 and all(f"{w}:" in drawing for w in range(4))
