@@ -12,6 +12,7 @@ r̂ = r_q + ê, where r_q is a base model's prediction and ê a recurrent head's
 
 from __future__ import annotations
 
+import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn import functional as F
@@ -82,6 +83,9 @@ class QuantumErrorLSTMModule(RatingModule):
                                                  self.cache_dir)  # fmt: skip
             self.base.requires_grad_(False)
             self.extra_metrics = {"stage1/cached": cached, **self._stage1_metrics(dm)}
+        # Stage 1 consumes random numbers only when it trains (not on a cache hit): re-seed so the head's
+        # initialisation and the batch order are the same either way.
+        L.seed_everything(hp.seed, verbose=False)
         self.head = SequenceHead(dm.n_users, dm.n_items, hp.emb_dim, hp.hidden, hp.dropout, hp.cell)
         if hp.history:
             if not dm.with_timestamps:

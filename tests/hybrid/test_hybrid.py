@@ -116,3 +116,12 @@ def test_history_needs_timestamps(make_cfg):
                    "trainer.fast_dev_run=true", "logger=none")  # fmt: skip
     with pytest.raises(ValueError, match="data.with_timestamps=true"):
         run(cfg)
+
+
+def test_same_metrics_on_stage1_cache_miss_and_hit(make_cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("QREC_DATA_DIR", str(tmp_path / "cache"))
+    overrides = ["model=als_lstm", "data=synthetic", "logger=none", "trainer.max_epochs=2", "model.base_epochs=2"]
+    miss = run(make_cfg(*overrides))
+    hit = run(make_cfg(*overrides))
+    assert not miss["stage1/cached"] and hit["stage1/cached"]
+    assert miss["test/rmse"] == hit["test/rmse"]
