@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from qrec.data.implicit import ImplicitDataModule
-from qrec.models.mlp_dp import FeatureRankingModule
+from qrec.models.ranking import FeatureRankingModule
 from qrec.selection.itemknn import itemknn_weights
 
 

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from qrec.data.implicit import ImplicitDataModule
-from qrec.models.mlp_dp import BPRModule, mlp
+from qrec.models.ranking import BPRModule, mlp
 
 
 class MLPCONModule(BPRModule):
