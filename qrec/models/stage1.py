@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
+import inspect
 import json
 import logging
 import os
@@ -36,9 +38,16 @@ def data_fingerprint(dm: RatingsDataModule) -> str:
     return digest.hexdigest()
 
 
+def code_fingerprint(target: str) -> str:
+    """sha256 of the source file defining ``target``, so an edited model class never reuses old checkpoints."""
+    module = importlib.import_module(target.rsplit(".", 1)[0])
+    return hashlib.sha256(Path(inspect.getfile(module)).read_bytes()).hexdigest()
+
+
 def stage1_key(config: dict, dm: RatingsDataModule, seed: int, epochs: int, batch_size: int) -> str:
     payload = json.dumps({"config": config, "seed": seed, "epochs": epochs, "batch_size": batch_size,
-                          "data": data_fingerprint(dm)}, sort_keys=True)  # fmt: skip
+                          "data": data_fingerprint(dm), "code": code_fingerprint(config["_target_"])},
+                         sort_keys=True)  # fmt: skip
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
@@ -48,7 +57,8 @@ def fit_or_load_base(
 ) -> tuple[RatingModule, bool]:  # fmt: skip
     """The stage-1 model for ``config`` on ``dm``: from the cache if the key matches, else trained and cached.
 
-    A cache file is used only if its stored key equals the key of this config, data and seed; a file
+    A cache file is used only if its stored key equals the key of this config, data, seed and model source
+    file; a file
     that cannot be read is reported and replaced by a fresh fit.
 
     Returns:
