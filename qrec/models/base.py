@@ -13,6 +13,8 @@ routes unknown users/items to it, clips to [1, 5], and computes every reported m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import lightning as L
 import torch
 
@@ -63,11 +65,15 @@ class RatingModule(L.LightningModule):
         """Global mean + biases: the cold-start prediction. ids must be in range."""
         return self.mu + self.b_user[users] + self.b_item[items]
 
-    def predict_clipped(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+    def predict_clipped(
+        self, users: torch.Tensor, items: torch.Tensor, predict: Callable[..., torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Predicted stars in [1, 5]; users/items never seen in training get the biases only.
 
         Args:
             users, items: (batch,) int64 codes; codes outside the table are allowed (cold start).
+            predict: what to call on the (in-range) ids instead of ``self.predict`` — models whose
+                prediction needs more than ids (e.g. timestamps) pass a closure and keep this fallback.
         """
         n_users, n_items = len(self.user_seen), len(self.item_seen)
         users, items = users.to(self.user_seen.device), items.to(self.user_seen.device)
@@ -77,7 +83,7 @@ class RatingModule(L.LightningModule):
         user_ok &= self.user_seen[users]
         item_ok &= self.item_seen[items]
         fallback = self.mu + torch.where(user_ok, self.b_user[users], 0) + torch.where(item_ok, self.b_item[items], 0)
-        preds = torch.where(user_ok & item_ok, self.predict(users, items).to(fallback.dtype), fallback)
+        preds = torch.where(user_ok & item_ok, (predict or self.predict)(users, items).to(fallback.dtype), fallback)
         return preds.clamp(RATING_MIN, RATING_MAX)
 
     def evaluate(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:

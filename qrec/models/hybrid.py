@@ -138,10 +138,7 @@ class QuantumErrorLSTMModule(RatingModule):
     def evaluate(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
         if not self.hparams.history:
             return self.predict_clipped(batch[0], batch[1])
-        users, items = batch[0], batch[1]
-        preds = self.forward(users, items, batch[3])
-        known = self.user_seen[users] & self.item_seen[items]
-        return torch.where(known, preds, self.baseline(users, items)).clamp(1, 5)
+        return self.predict_clipped(batch[0], batch[1], lambda users, items: self.forward(users, items, batch[3]))
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         timestamps = batch[3] if len(batch) > 3 else None

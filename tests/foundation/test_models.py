@@ -75,12 +75,6 @@ def test_nmf_ignores_unobserved_cells():
     assert (w >= 0).all() and (h >= 0).all()
 
 
-def fitted(make_cfg, model):
-    cfg = make_cfg(f"model={model}", "data=synthetic", "logger=none", "trainer.max_epochs=2")
-    run(cfg)
-    return cfg
-
-
 @pytest.mark.parametrize("model", CLASSICAL)
 def test_cold_start_falls_back_to_biases(make_cfg, model):
     import lightning as L

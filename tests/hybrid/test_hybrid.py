@@ -125,3 +125,16 @@ def test_same_metrics_on_stage1_cache_miss_and_hit(make_cfg, tmp_path, monkeypat
     hit = run(make_cfg(*overrides))
     assert not miss["stage1/cached"] and hit["stage1/cached"]
     assert miss["test/rmse"] == hit["test/rmse"]
+
+
+def test_history_model_falls_back_to_biases_for_unknown_users():
+    import lightning as L
+
+    dm = datamodule()
+    module = QuantumErrorLSTMModule(base=None, history=3)
+    L.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+              limit_val_batches=0).fit(module, datamodule=dm)  # fmt: skip
+    item = dm.train.items[:1]
+    batch = (torch.tensor([dm.n_users, 10**6]), item.repeat(2), torch.ones(2), torch.tensor([10**9, 10**9]))
+    expected = (module.mu + module.b_item[item]).clamp(1, 5).repeat(2)
+    torch.testing.assert_close(module.evaluate(batch), expected)
