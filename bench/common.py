@@ -8,8 +8,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+
+from qrec.config import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -17,11 +18,7 @@ RESULTS = ROOT / "bench" / "results"
 
 def config(*overrides: str) -> DictConfig:
     """The config `python train.py <overrides>` would run, writing into a temporary directory."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=list(overrides))
-    with open_dict(cfg):
-        cfg.paths.output_dir = tempfile.mkdtemp(prefix="qrec-bench-")
-    return cfg
+    return compose_config(list(overrides), tempfile.mkdtemp(prefix="qrec-bench-"))
 
 
 def machine() -> dict:

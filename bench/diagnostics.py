@@ -28,9 +28,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # small ops on a busy 2-cor
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import open_dict  # noqa: E402
-
+from qrec.config import compose_config  # noqa: E402
 from qrec.pipeline import run  # noqa: E402
 
 EXPERIMENT = {"linear": "experiment=two_tower", "qi": "experiment=two_tower_qi"}
@@ -39,11 +37,7 @@ EXPERIMENT = {"linear": "experiment=two_tower", "qi": "experiment=two_tower_qi"}
 def train(head: str, overrides: list[str]) -> tuple[dict, dict | None]:
     """One ``train.py`` run in a temporary directory. Returns (metrics, diagnostics.json or None)."""
     with tempfile.TemporaryDirectory() as out:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[EXPERIMENT[head], "logger=none", *overrides])
-        with open_dict(cfg):
-            cfg.paths.output_dir = out
-        metrics = run(cfg)
+        metrics = run(compose_config([EXPERIMENT[head], "logger=none", *overrides], out))
         diag = Path(out) / "diagnostics.json"
         return metrics, (json.loads(diag.read_text()) if diag.is_file() else None)
 

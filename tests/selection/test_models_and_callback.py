@@ -155,30 +155,21 @@ def test_qpu_without_token_can_fall_back(dm, tmp_path, monkeypatch):
     assert result["solver"] == "sa" and "token" in result["solver_error"]
 
 
-def test_hydra_configs_compose():
-    from pathlib import Path
-
-    from hydra import compose, initialize_config_dir
+def test_hydra_configs_compose(tmp_path):
     from hydra.utils import instantiate
 
-    conf = Path(__file__).resolve().parents[2] / "conf"
-    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
-        combos = [(m, "ml100k_kg150") for m in ("itemknn_cbf", "mlp_dp", "mlp_con", "ncf")]
-        combos += [("itemknn_cbf", "ml100k_kg500"), ("itemknn_cbf", "ml100k_genres")]
-        for model, data in combos:
-            overrides = [f"model={model}", f"data={data}", "callbacks=caqubo", "paths.output_dir=/tmp/x"]
-            cfg = compose("train", overrides=overrides)
-            assert cfg.callbacks.caqubo._target_.endswith("CAQUBOCallback")
-        cfg = compose("train", overrides=["experiment=caqubo_kg150", "model=ncf", "paths.output_dir=/tmp/x"])
-        assert cfg.optimized_metric == "val/ndcg_10" and list(cfg.callbacks.caqubo.k)[1:] == [
-            130,
-            135,
-            140,
-            145,
-        ]
-        callback = instantiate(cfg.callbacks.caqubo)
-        assert isinstance(callback, CAQUBOCallback)
-        assert instantiate(cfg.model).__class__.__name__ == "NCFModule"
+    from qrec.config import compose_config
+
+    combos = [(m, "ml100k_kg150") for m in ("itemknn_cbf", "mlp_dp", "mlp_con", "ncf")]
+    combos += [("itemknn_cbf", "ml100k_kg500"), ("itemknn_cbf", "ml100k_genres")]
+    for model, data in combos:
+        cfg = compose_config([f"model={model}", f"data={data}", "callbacks=caqubo"], tmp_path)
+        assert cfg.callbacks.caqubo._target_.endswith("CAQUBOCallback")
+    cfg = compose_config(["experiment=caqubo_kg150", "model=ncf"], tmp_path)
+    assert cfg.optimized_metric == "val/ndcg_10" and list(cfg.callbacks.caqubo.k)[1:] == [130, 135, 140, 145]
+    callback = instantiate(cfg.callbacks.caqubo)
+    assert isinstance(callback, CAQUBOCallback)
+    assert instantiate(cfg.model).__class__.__name__ == "NCFModule"
 
 
 def test_callback_on_a_neural_model_with_retrain(dm, tmp_path):

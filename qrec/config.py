@@ -1,0 +1,19 @@
+"""Compose the same config `python train.py <overrides>` would run, outside Hydra's app (tests, benchmarks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
+    """The composed train config with ``paths.output_dir`` set to ``output_dir``."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
