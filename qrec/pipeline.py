@@ -8,9 +8,12 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
+
+from qrec.data.datamodule import RatingsDataModule
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -33,6 +36,11 @@ def run(cfg: DictConfig) -> dict:
 
     # Data and model are built (and validated) before any training starts.
     datamodule = instantiate(cfg.data)
+    if cfg.get("refit_on_val") and not isinstance(datamodule, RatingsDataModule):
+        raise ValueError(
+            f"refit_on_val=true needs a rating data module (data=ml100k, data=synthetic); "
+            f"{type(datamodule).__name__} has no train_on_val option. Drop refit_on_val."
+        )
     datamodule.setup("fit")
     model = instantiate(cfg.model)
     callbacks = _instantiate_all(cfg.get("callbacks"))
@@ -53,11 +61,17 @@ def run(cfg: DictConfig) -> dict:
     for result in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
         metrics.update(result)
     metrics = {key: float(value) for key, value in metrics.items()}
+    optimized = metrics.get(cfg.optimized_metric)
+    if cfg.get("refit_on_val"):
+        epochs = _best_epochs(trainer, best)
+        model, datamodule, refit_metrics = refit_on_val(cfg, epochs, out)
+        metrics = {(f"train_only/{key}" if key.startswith("test/") else key): value for key, value in metrics.items()}
+        metrics.update(refit_metrics, refit_epochs=epochs)
     metrics.update(
         model=cfg.model._target_.rsplit(".", 1)[-1], label=cfg.get("label") or _model_choice(cfg),
         split=cfg.data.get("split"), seed=cfg.seed,
         fit_s=fit_s, epochs=trainer.current_epoch, best_checkpoint=best,
-        optimized_metric=cfg.optimized_metric, optimized=metrics.get(cfg.optimized_metric),
+        optimized_metric=cfg.optimized_metric, optimized=optimized,
     )  # fmt: skip
     metrics.update(getattr(model, "extra_metrics", {}))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -69,6 +83,36 @@ def run(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         print_summary(metrics, out)
     return metrics
+
+
+def _best_epochs(trainer: L.Trainer, best: str | None) -> int:
+    """Epochs the validation-chosen model trained for (the best checkpoint's epoch + 1)."""
+    if best:
+        return int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]) + 1
+    return max(trainer.current_epoch, 1)
+
+
+def refit_on_val(cfg: DictConfig, epochs: int, out: Path) -> tuple[L.LightningModule, L.LightningDataModule, dict]:
+    """A fresh model fitted on train ∪ validation for ``epochs`` epochs, then tested.
+
+    Every choice (hyper-parameters, number of epochs) was already made on validation by the first fit;
+    this final fit only adds the validation ratings to training, as the literature's u1..u5 protocol
+    does (train on the whole base fold, test once). No validation loop, early stopping or checkpoint.
+    """
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = instantiate(cfg.data, train_on_val=True)
+    datamodule.setup("fit")
+    model = instantiate(cfg.model)
+    trainer = instantiate(
+        cfg.trainer, max_epochs=epochs, min_epochs=None, limit_val_batches=0, callbacks=[], logger=False,
+        enable_checkpointing=False, default_root_dir=str(out / "refit"),
+    )  # fmt: skip
+    print(f"Refit on train + validation for {epochs} epoch(s) (chosen on validation by the first fit)")
+    trainer.fit(model, datamodule=datamodule)
+    metrics = {}
+    for result in trainer.test(model, datamodule=datamodule, verbose=False):
+        metrics.update({key: float(value) for key, value in result.items()})
+    return model, datamodule, metrics
 
 
 def log_extras(loggers: list, model: L.LightningModule, metrics: dict) -> None:

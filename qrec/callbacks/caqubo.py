@@ -15,6 +15,7 @@ keys and all of them are listed under ``sweep``.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from pathlib import Path
@@ -38,7 +39,8 @@ class CAQUBOCallback(Callback):
         num_reads, seed, penalty, penalty_scale: passed to :func:`qrec.selection.solve`.
         pair_term, layout: CAQUBO options (see :func:`qrec.selection.caqubo`).
         pairs: compute pair deltas (False: diagonal-only CAQUBO, the paper's ablation).
-        n_jobs: worker processes for the counterfactual pairs. top_l: cached ranking length.
+        n_jobs: worker processes for the counterfactual pairs (None: one per CPU; torch models always
+            use one). top_l: cached ranking length.
         on_solver_error: ``raise`` stops the run when a solver cannot run (e.g. ``qpu`` without a
             token); ``fallback`` records the error and uses ``sa`` instead.
         retrain: also re-train a fresh copy of the model with only the selected features (the paper's
@@ -60,7 +62,7 @@ class CAQUBOCallback(Callback):
         pair_term: str = "raw",
         layout: str = "upper",
         pairs: bool = True,
-        n_jobs: int = 1,
+        n_jobs: int | None = None,
         top_l: int = 40,
         on_solver_error: str = "raise",
         retrain: bool = False,
@@ -87,7 +89,8 @@ class CAQUBOCallback(Callback):
             pair_term,
             layout,
         )
-        self.pairs, self.n_jobs, self.top_l, self.on_solver_error = pairs, n_jobs, top_l, on_solver_error
+        self.pairs, self.top_l, self.on_solver_error = pairs, top_l, on_solver_error
+        self.n_jobs = n_jobs or os.cpu_count() or 1
         self.retrain, self.cqfs_beta, self.heatmap = retrain, cqfs_beta, heatmap
         self.output_dir, self.progress = output_dir, progress
         self.result: dict | None = None

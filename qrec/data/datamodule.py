@@ -65,6 +65,9 @@ class RatingsDataModule(L.LightningDataModule):
         eval_batch_size: validation/test batch size.
         with_timestamps: batches are (users, items, ratings, timestamps) instead of the first three
             (sequence-aware models need the time of each query).
+        train_on_val: the validation ratings join the training split (``refit_on_val=true`` in
+            ``train.py``: a final fit after every choice was made on validation). Validation metrics of
+            such a model are not held-out numbers.
     """
 
     def __init__(
@@ -77,13 +80,14 @@ class RatingsDataModule(L.LightningDataModule):
         batch_size: int | None = 1024,
         eval_batch_size: int = 20_000,
         with_timestamps: bool = False,
+        train_on_val: bool = False,
     ):
         super().__init__()
         if batch_size is not None and batch_size < 1:
             raise DataError(f"data.batch_size={batch_size} must be positive (or null for full batch).")
         self.dataset, self.split, self.seed, self.fold = dataset, split, seed, fold
         self.val_fraction, self.batch_size, self.eval_batch_size = val_fraction, batch_size, eval_batch_size
-        self.with_timestamps = with_timestamps
+        self.with_timestamps, self.train_on_val = with_timestamps, train_on_val
         self.table: RatingTable | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -91,6 +95,9 @@ class RatingsDataModule(L.LightningDataModule):
             return
         table = self.dataset()
         self.indices: Split = make_split(table, self.split, self.seed, self.fold, self.val_fraction)
+        if self.train_on_val:
+            merged = np.sort(np.concatenate([self.indices.train, self.indices.val]))
+            self.indices = Split(merged, self.indices.val, self.indices.test)
         self.train, self.val, self.test = (self._rows(table, idx) for idx in
                                            (self.indices.train, self.indices.val, self.indices.test))  # fmt: skip
         self.table = table

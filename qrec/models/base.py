@@ -143,3 +143,6 @@ class ClosedFormModule(RatingModule):
                 f"one batch (got {len(ratings)} of {expected} ratings). Set data.batch_size=null."
             )
         self.fit_step(users, items, ratings)
+        # The closed-form step is this model's optimizer step. Count it: Lightning's global_step only
+        # advances on optimizer steps, and at 0 ModelCheckpoint never saves (Lightning issue #17167).
+        self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress.increment_completed()

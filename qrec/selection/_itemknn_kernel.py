@@ -1,17 +1,21 @@
 """Compiled (numba) kernel of the incremental Item-KNN counterfactual; optional (``pip install numba``).
 
-Same algorithm as the numpy path of :class:`qrec.selection.counterfactual.ItemKNNCounterfactual`, in
-one pass per mask and with no temporary matrices:
+Hand-written because no library does incremental top-k re-ranking under feature masks. Same algorithm
+as the numpy path of :class:`qrec.selection.counterfactual.ItemKNNCounterfactual`, in one pass per
+mask and with no temporary matrices:
 
-1. for each target item j, the change of its neighbour column (full recomputation if j has a masked
-   feature, otherwise old neighbours ∪ entering items of A, see the module docstring there);
-2. every weight change (i, j, d) is pushed at once to the users who have i in training:
-   ``acc[j, u] += d`` (a dense (items, users) workspace that is reset after the mask);
-3. each touched user's top-10 is rebuilt from the cached top-L (or from all items when the cached
-   bound fails) and its nDCG recomputed; untouched users keep theirs.
+1. items of A (they have a masked feature) that enter a target's neighbours: one contiguous scan of
+   ``gram[i, :]`` per i ∈ A against every target's old k-th value;
+2. for each target item j, the change of its neighbour column (full recomputation if j has a masked
+   feature, otherwise old neighbours ∪ entering items, see the module docstring there); at most 2k
+   changes per column;
+3. the weight changes ΔW, regrouped by neighbour item i, become each user's score changes
+   ``Σ_{i ∈ train(u)} ΔW[i, :]`` in a small dense vector; the user's top-10 is rebuilt from the
+   cached top-L (or from all items when the cached bound fails) and its nDCG recomputed; users with
+   no changed score keep theirs.
 
-Arithmetic mirrors the numpy reference operation by operation (same formula for similarities, same
-rounding of keys, DCG summed in rank order), so per-user nDCG values are bit-identical.
+Arithmetic mirrors the numpy reference (same similarity formula, same rounding of keys, DCG summed in
+rank order), so per-user nDCG values are bit-identical for integer-valued features.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from numba import njit
 
 SCALE = 1e9  # keys are rint(score · 1e9) / 1e9, as qrec.metrics_ranking.round_scores
+SMALL_EVICTION = 32  # up to this many evictions per column: insertion buffer, else a full sort
 
 
 @njit(cache=True, inline="always")
@@ -45,16 +50,229 @@ def _insert(buf_k, buf_i, size, cap, key, idx):
 
 
 @njit(cache=True)
-def _push(i, j, d, item_ptr, item_users, acc, mark, t_user, t_item, n_touched):
-    for p in range(item_ptr[i], item_ptr[i + 1]):
-        u = item_users[p]
-        acc[j, u] += d  # (items, users) layout: consecutive users of item i are close in memory
-        if not mark[j, u]:
-            mark[j, u] = True
-            t_user[n_touched] = u
-            t_item[n_touched] = j
-            n_touched += 1
-    return n_touched
+def _masked_row(j, gram, FMt, norms_new, shrink, row):
+    """Row j of the masked similarity matrix: gram'_ji / (‖f_j'‖‖f_i'‖ + shrink), self excluded."""
+    n = row.shape[0]
+    row[:] = gram[j]
+    for q in range(FMt.shape[0]):
+        f = FMt[q, j]
+        if f != 0.0:
+            for i in range(n):
+                row[i] -= f * FMt[q, i]
+    nj = norms_new[j]
+    for i in range(n):
+        row[i] = row[i] / (nj * norms_new[i] + shrink)
+    row[j] = 0.0
+
+
+@njit(cache=True)
+def _row_changes(j, row, k, nbr, nbr_val, nbr_cnt, thr_old, val_buf, idx_buf, kept, chg_i, chg_d):
+    """Changes of target j's column when its similarity row is ``row``: keep the k best positive
+    values (ties by lower index), record ``new − old`` where they differ; returns the count.
+
+    ``thr_old``: j's old k-th value. The new k-th value is usually not far below it, so only the
+    values above a falling bound (thr_old, 0.75·thr_old, …, then every positive) are partitioned: the
+    first bound with ≥ k values above it gives the exact k-th value. Loops are branch-free where they
+    touch every item (a branch per item mispredicts half the time).
+    """
+    n = row.shape[0]
+    lo = thr_old
+    for attempt in range(8):
+        if attempt == 7 or lo <= 0.0:
+            lo = 0.0
+        count = 0
+        for i in range(n):
+            count += (row[i] > 0.0) & (row[i] >= lo)
+        if count >= k or lo == 0.0:
+            break
+        lo *= 0.75
+    m = 0
+    for i in range(n):  # values ≥ lo, in index order
+        v = row[i]
+        val_buf[m], idx_buf[m] = v, i
+        m += (v > 0.0) & (v >= lo)
+    thr, need = 0.0, m
+    if m >= k:
+        thr = np.partition(val_buf[:m], m - k)[m - k]  # k-th largest positive
+        need = k
+        for q in range(m):
+            need -= val_buf[q] > thr
+    for q in range(m):  # ties at thr: lower index first
+        v = val_buf[q]
+        keep = v > thr or (v == thr and need > 0)
+        if keep and v == thr:
+            need -= 1
+        kept[idx_buf[q]] = keep
+    n_chg = 0
+    for s in range(nbr_cnt[j]):  # old neighbours: changed value or evicted
+        i = nbr[j, s]
+        d = (row[i] if kept[i] else 0.0) - nbr_val[j, s]
+        if d != 0.0:
+            chg_i[n_chg], chg_d[n_chg] = i, d
+            n_chg += 1
+        kept[i] = False  # done with it
+    for q in range(m):  # new neighbours (old ones were cleared above)
+        i = idx_buf[q]
+        if kept[i]:
+            chg_i[n_chg], chg_d[n_chg] = i, row[i]
+            n_chg += 1
+            kept[i] = False
+    return n_chg
+
+
+@njit(cache=True)
+def _evict(cand_v, cand_i, n_cand, k, kept, ev_p):
+    """Mark in ``kept`` the k best of ``n_cand`` candidates (value desc, then index asc)."""
+    e = n_cand - k
+    kept[:n_cand] = True
+    if e > SMALL_EVICTION:
+        order = np.argsort(-cand_v[:n_cand], kind="mergesort")  # stable: candidates are in index order
+        for r in range(k, n_cand):
+            kept[order[r]] = False
+        return
+    size = 0  # ev_p: positions of the e worst so far, worst first
+    for c in range(n_cand):
+        v, i = cand_v[c], cand_i[c]
+        if size == e:
+            w = ev_p[e - 1]  # the best of the current worst e
+            if not _better(cand_v[w], cand_i[w], v, i):
+                continue
+        pos = size if size < e else e - 1
+        while pos > 0 and _better(cand_v[ev_p[pos - 1]], cand_i[ev_p[pos - 1]], v, i):
+            if pos < e:
+                ev_p[pos] = ev_p[pos - 1]
+            pos -= 1
+        ev_p[pos] = c
+        if size < e:
+            size += 1
+    for s in range(e):
+        kept[ev_p[s]] = False
+
+
+@njit(cache=True)
+def _entering(a_items, in_a, norms_new, gram_new_nbr, norms, shrink, thr_val, thr_idx):
+    """Items i ∈ A outside target j's old neighbours (j ∉ A) whose raised similarity beats j's old k-th.
+
+    One contiguous, vectorised scan of ``gram_new_nbr[i, :]`` (the Gram matrix with every old
+    neighbour pair zeroed) per i ∈ A. Returns a CSR by target: ``(ptr, items ascending, values)``.
+    """
+    n = gram_new_nbr.shape[0]
+    cap = 4 * n
+    ev_i, ev_j, ev_v = np.empty(cap, dtype=np.int64), np.empty(cap, dtype=np.int64), np.empty(cap)
+    n_ev = 0
+    sim = np.empty(n)
+    for i in a_items:
+        ni = norms_new[i]
+        g = gram_new_nbr[i]
+        for j in range(n):
+            sim[j] = g[j] / (ni * norms[j] + shrink)
+        for j in range(n):
+            v = sim[j]
+            enters = (v > 0) & (v >= thr_val[j]) & ((v > thr_val[j]) | (i < thr_idx[j])) & ~in_a[j]
+            sim[j] = v if enters else -1.0
+        count = 0
+        for j in range(n):
+            count += sim[j] >= 0.0
+        if count == 0:
+            continue
+        if n_ev + count > cap:
+            cap = 2 * (n_ev + count)
+            ev_i, ev_j, ev_v = _grow(ev_i, cap), _grow(ev_j, cap), _grow(ev_v, cap)
+        for j in range(n):
+            if sim[j] >= 0.0:
+                ev_i[n_ev], ev_j[n_ev], ev_v[n_ev] = i, j, sim[j]
+                n_ev += 1
+    ptr = np.zeros(n + 1, dtype=np.int64)  # counting sort by target (stable: items stay ascending)
+    for e in range(n_ev):
+        ptr[ev_j[e] + 1] += 1
+    for j in range(n):
+        ptr[j + 1] += ptr[j]
+    pos = ptr[:-1].copy()
+    items, values = np.empty(n_ev, dtype=np.int64), np.empty(n_ev)
+    for e in range(n_ev):
+        j = ev_j[e]
+        items[pos[j]], values[pos[j]] = ev_i[e], ev_v[e]
+        pos[j] += 1
+    return ptr, items, values
+
+
+@njit(cache=True)
+def _grow(a, cap):
+    out = np.empty(cap, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
+def _candidate_changes(j, k, in_a, gram, norms, norms_new, shrink, nbr, nbr_val, nbr_cnt, ev_ptr, ev_i, ev_v,
+                       cand_v, cand_i, cand_old, kept, ev_p, chg_i, chg_d):
+    """Changes of target j ∉ A: its old neighbours (A's re-valued) ∪ its entering items of A."""
+    cnt = nbr_cnt[j]
+    e, e_end = ev_ptr[j], ev_ptr[j + 1]
+    changed = e < e_end
+    n_cand = 0
+    for s in range(cnt + 1):  # merge old neighbours and entering items in index order
+        nxt = nbr[j, s] if s < cnt else gram.shape[0]
+        while e < e_end and ev_i[e] < nxt:
+            cand_v[n_cand], cand_i[n_cand], cand_old[n_cand] = ev_v[e], ev_i[e], 0.0
+            n_cand += 1
+            e += 1
+        if s < cnt:
+            i = nbr[j, s]
+            v = old = nbr_val[j, s]
+            if in_a[i]:
+                v = gram[i, j] / (norms_new[i] * norms[j] + shrink)
+                changed |= v != old
+            cand_v[n_cand], cand_i[n_cand], cand_old[n_cand] = v, i, old
+            n_cand += 1
+    if not changed:
+        return 0
+    if n_cand > k:
+        _evict(cand_v, cand_i, n_cand, k, kept, ev_p)
+    else:
+        kept[:n_cand] = True
+    n_chg = 0
+    for c in range(n_cand):
+        d = (cand_v[c] if (kept[c] and cand_v[c] > 0) else 0.0) - cand_old[c]
+        if d != 0.0:
+            chg_i[n_chg], chg_d[n_chg] = cand_i[c], d
+            n_chg += 1
+    return n_chg
+
+
+@njit(cache=True)
+def _rerank_user(u, items, n_items, delta, raw, top_idx, top_raw, top_key, pos_in_top, rel, weights, buf_k, buf_i):
+    """(DCG@cutoff, whether every item had to be re-ranked) of user u once the scores of ``items``
+    changed by ``delta[items]``."""
+    top_l = top_key.shape[1]
+    cutoff = weights.shape[0]
+    size = 0
+    for s in range(top_l):  # cached items with their new keys
+        j = top_idx[u, s]
+        if j >= 0:
+            size = _insert(buf_k, buf_i, size, cutoff, np.rint((top_raw[u, s] + delta[j]) * SCALE) / SCALE, j)
+    if size == cutoff and buf_k[cutoff - 1] > top_key[u, top_l - 1]:
+        floor = top_key[u, top_l - 1] + 2.0 / SCALE  # bounds every raw score outside the cache
+        for j in items:  # safe: unchanged items outside the cache cannot enter
+            # An item can enter only if its new score reaches the 10th key (up to the rounding step);
+            # items outside the cache had raw scores ≤ floor, so most are ruled out without reading raw.
+            bar = buf_k[cutoff - 1] - 2.0 / SCALE
+            if floor + delta[j] < bar:
+                continue
+            x = raw[u, j] + delta[j]
+            if x >= bar and pos_in_top[u, j] < 0:
+                size = _insert(buf_k, buf_i, size, cutoff, np.rint(x * SCALE) / SCALE, j)
+        full = False
+    else:
+        size = 0
+        for j in range(n_items):
+            size = _insert(buf_k, buf_i, size, cutoff, np.rint((raw[u, j] + delta[j]) * SCALE) / SCALE, j)
+        full = True
+    dcg = 0.0
+    for p in range(size):
+        if rel[u, buf_i[p]]:
+            dcg += weights[p]
+    return dcg, full
 
 
 @njit(cache=True)
@@ -66,169 +284,107 @@ def evaluate_mask(
     norms,
     shrink,
     k,
-    Wt,
+    gram_new_nbr,
     nbr,
     nbr_val,
     nbr_cnt,
     thr_val,
     thr_idx,
-    item_ptr,
-    item_users,
+    user_ptr,
+    user_items,
     raw,
     top_idx,
+    top_raw,
     top_key,
     pos_in_top,
     rel,
     idcg,
     weights,
     user_ndcg,
-    acc,
-    mark,
-    t_user,
-    t_item,
+    ch_i,
+    ch_j,
+    ch_d,
 ):
-    """Per-user nDCG (a copy of ``user_ndcg`` updated for the users this mask touches)."""
+    """(per-user nDCG, a copy of ``user_ndcg`` updated for the users this mask touches; number of users
+    re-ranked over every item).
+
+    ``user_ptr``/``user_items``: CSR of the evaluated users' training items. ``ch_i``, ``ch_j``,
+    ``ch_d``: workspaces of length 2·k·items (each column changes at most 2k weights).
+    """
     n = gram.shape[0]
-    n_users, top_l = top_key.shape
-    cutoff = weights.shape[0]
+    n_users = top_key.shape[0]
+    n_masked = masked.shape[0]
+    FMt = np.empty((n_masked, n))  # masked feature columns, contiguous
     in_a = np.zeros(n, dtype=np.bool_)
     sq_new = sq.copy()
-    for m in masked:
+    for q in range(n_masked):
         for i in range(n):
-            if F[i, m] != 0.0:
+            f = F[i, masked[q]]
+            FMt[q, i] = f
+            if f != 0.0:
                 in_a[i] = True
-                sq_new[i] -= F[i, m] * F[i, m]
+                sq_new[i] -= f * f
     norms_new = np.sqrt(sq_new)
     a_items = np.flatnonzero(in_a)
-    n_touched = 0
-    row = np.empty(n)
-    cand_v = np.empty(nbr.shape[1] + a_items.shape[0])
-    cand_i = np.empty(nbr.shape[1] + a_items.shape[0], dtype=np.int64)
+
+    ev_ptr, ev_i, ev_v = _entering(a_items, in_a, norms_new, gram_new_nbr, norms, shrink, thr_val, thr_idx)
+
+    # Column changes of every target, collected as (i, j, d).
+    width = nbr.shape[1] + a_items.shape[0]
+    row, val_buf, idx_buf = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    row_kept = np.zeros(n, dtype=np.bool_)
+    chg_i, chg_d = np.empty(max(n, width), dtype=np.int64), np.empty(max(n, width))
+    cand_v, cand_i, cand_old = np.empty(width), np.empty(width, dtype=np.int64), np.empty(width)
+    kept, ev_p = np.empty(width, dtype=np.bool_), np.empty(SMALL_EVICTION, dtype=np.int64)
+    n_ch = 0
     for j in range(n):
         if in_a[j]:
-            # Whole row: gram'_ji / (‖f_j'‖‖f_i'‖ + shrink), self excluded.
-            n_pos = 0
-            for i in range(n):
-                num = gram[j, i]
-                for m in masked:
-                    num -= F[j, m] * F[i, m]
-                v = num / (norms_new[j] * norms_new[i] + shrink) if i != j else 0.0
-                row[i] = v
-                if v > 0:
-                    n_pos += 1
-            if n_pos > k:
-                thr = np.partition(row.copy(), n - k)[n - k]
-                need = k
-                for i in range(n):
-                    if row[i] > thr:
-                        need -= 1
-            else:
-                thr = 0.0
-                need = 0
-            for i in range(n):
-                v = row[i]
-                keep = v > 0 and (v > thr or (v == thr and need > 0))
-                if keep and v == thr:
-                    need -= 1
-                new = v if keep else 0.0
-                d = new - Wt[j, i]
-                if d != 0.0:
-                    n_touched = _push(i, j, d, item_ptr, item_users, acc, mark, t_user, t_item, n_touched)
-            continue
-        # j has no masked feature: old neighbours (re-valued) ∪ items of A that beat the old k-th.
-        cnt = nbr_cnt[j]
-        changed = False
-        n_cand = 0
-        ia = 0
-        for s in range(cnt + 1):  # merge old neighbours and entering A items in index order
-            nxt = nbr[j, s] if s < cnt else n
-            while ia < a_items.shape[0] and a_items[ia] < nxt:
-                i = a_items[ia]
-                ia += 1
-                if i == j or Wt[j, i] != 0.0:
-                    continue
-                v = gram[j, i] / (norms[j] * norms_new[i] + shrink)
-                if v > 0 and (v > thr_val[j] or (v == thr_val[j] and i < thr_idx[j])):
-                    cand_v[n_cand] = v
-                    cand_i[n_cand] = i
-                    n_cand += 1
-                    changed = True
-            if s < cnt:
-                i = nbr[j, s]
-                v = nbr_val[j, s]
-                if in_a[i]:
-                    v2 = gram[j, i] / (norms[j] * norms_new[i] + shrink)
-                    if v2 != v:
-                        changed = True
-                    v = v2
-                cand_v[n_cand] = v
-                cand_i[n_cand] = i
-                n_cand += 1
-        if not changed:
-            continue
-        if n_cand <= k:  # nothing can be evicted: every positive candidate stays
-            for r in range(n_cand):
-                i = cand_i[r]
-                d = (cand_v[r] if cand_v[r] > 0 else 0.0) - Wt[j, i]
-                if d != 0.0:
-                    n_touched = _push(i, j, d, item_ptr, item_users, acc, mark, t_user, t_item, n_touched)
-            continue
-        order = np.argsort(-cand_v[:n_cand], kind="mergesort")  # stable: ties stay in index order
-        for r in range(n_cand):
-            c = order[r]
-            i = cand_i[c]
-            v = cand_v[c]
-            new = v if (r < k and v > 0) else 0.0
-            d = new - Wt[j, i]
-            if d != 0.0:
-                n_touched = _push(i, j, d, item_ptr, item_users, acc, mark, t_user, t_item, n_touched)
-
-    # Group touched (user, item) pairs by user (counting sort).
-    counts = np.zeros(n_users + 1, dtype=np.int64)
-    for t in range(n_touched):
-        counts[t_user[t] + 1] += 1
-    for u in range(n_users):
-        counts[u + 1] += counts[u]
-    fill = counts[:-1].copy()
-    by_user = np.empty(n_touched, dtype=np.int64)
-    for t in range(n_touched):
-        u = t_user[t]
-        by_user[fill[u]] = t_item[t]
-        fill[u] += 1
-
-    out = user_ndcg.copy()
-    buf_k = np.empty(cutoff)
-    buf_i = np.empty(cutoff, dtype=np.int64)
-    for u in range(n_users):
-        lo, hi = counts[u], counts[u + 1]
-        if lo == hi:
-            continue
-        size = 0
-        for s in range(top_l):  # cached items with their new keys
-            j = top_idx[u, s]
-            if j < 0:
-                continue
-            key = np.rint((raw[u, j] + acc[j, u]) * SCALE) / SCALE
-            size = _insert(buf_k, buf_i, size, cutoff, key, j)
-        safe = size == cutoff and buf_k[cutoff - 1] > top_key[u, top_l - 1]
-        if safe:
-            for t in range(lo, hi):
-                j = by_user[t]
-                if pos_in_top[u, j] < 0:
-                    key = np.rint((raw[u, j] + acc[j, u]) * SCALE) / SCALE
-                    size = _insert(buf_k, buf_i, size, cutoff, key, j)
+            _masked_row(j, gram, FMt, norms_new, shrink, row)
+            n_chg = _row_changes(j, row, k, nbr, nbr_val, nbr_cnt, thr_val[j], val_buf, idx_buf, row_kept, chg_i, chg_d)
         else:
-            size = 0
-            for j in range(n):
-                key = np.rint((raw[u, j] + acc[j, u]) * SCALE) / SCALE
-                size = _insert(buf_k, buf_i, size, cutoff, key, j)
-        dcg = 0.0
-        for p in range(size):
-            if rel[u, buf_i[p]]:
-                dcg += weights[p]
+            n_chg = _candidate_changes(j, k, in_a, gram, norms, norms_new, shrink, nbr, nbr_val, nbr_cnt, ev_ptr,
+                                       ev_i, ev_v, cand_v, cand_i, cand_old, kept, ev_p, chg_i, chg_d)
+        for c in range(n_chg):
+            ch_i[n_ch], ch_j[n_ch], ch_d[n_ch] = chg_i[c], j, chg_d[c]
+            n_ch += 1
+
+    # ΔW by neighbour item i (counting sort, stable: targets stay ascending within a row).
+    dw_ptr = np.zeros(n + 1, dtype=np.int64)
+    for c in range(n_ch):
+        dw_ptr[ch_i[c] + 1] += 1
+    for i in range(n):
+        dw_ptr[i + 1] += dw_ptr[i]
+    pos = dw_ptr[:-1].copy()
+    dw_j, dw_d = np.empty(n_ch, dtype=np.int64), np.empty(n_ch)
+    for c in range(n_ch):
+        i = ch_i[c]
+        dw_j[pos[i]], dw_d[pos[i]] = ch_j[c], ch_d[c]
+        pos[i] += 1
+
+    # Each user's score changes Σ_{i ∈ train(u)} ΔW[i, :], then the new top-cutoff.
+    out = user_ndcg.copy()
+    n_full = 0  # users whose cached bound failed (re-ranked over every item)
+    delta = np.zeros(n)
+    touched = np.zeros(n, dtype=np.bool_)
+    items = np.empty(n, dtype=np.int64)
+    buf_k, buf_i = np.empty(weights.shape[0]), np.empty(weights.shape[0], dtype=np.int64)
+    for u in range(n_users):
+        n_items = 0
+        for p in range(user_ptr[u], user_ptr[u + 1]):
+            i = user_items[p]
+            for c in range(dw_ptr[i], dw_ptr[i + 1]):
+                j = dw_j[c]
+                delta[j] += dw_d[c]
+                items[n_items] = j  # branch-free append of first touches
+                n_items += not touched[j]
+                touched[j] = True
+        if n_items == 0:
+            continue
+        dcg, full = _rerank_user(u, items[:n_items], n, delta, raw, top_idx, top_raw, top_key, pos_in_top, rel, weights,
+                           buf_k, buf_i)
         out[u] = dcg / idcg[u]
-        for t in range(lo, hi):
-            j = by_user[t]
-            acc[j, u] = 0.0
-            mark[j, u] = False
-    return out
+        n_full += full
+        for t in range(n_items):
+            delta[items[t]] = 0.0
+            touched[items[t]] = False
+    return out, n_full

@@ -228,7 +228,8 @@ def run_counterfactual(
         pair,
         time.perf_counter() - start,
         n + len(combos),
-        extra={"full_reranks": getattr(evaluator, "full_reranks", None)},
+        # Workers' counts stay in the workers.
+        extra={"full_reranks": getattr(evaluator, "full_reranks", None) if n_jobs == 1 else None},
     )
 
 
@@ -409,22 +410,26 @@ class ItemKNNCounterfactual:
         full = self.nbr_cnt >= k
         self.thr_val = np.where(full, worst, 0.0)
         self.thr_idx = np.where(full, last, n).astype(np.int64)
-        users_of_item = sp.csc_matrix(self.train_u)
-        self.item_ptr = users_of_item.indptr.astype(np.int64)
-        self.item_users = users_of_item.indices.astype(np.int64)
+        # [i, j]: gram, zeroed where i is already a neighbour of target j (candidates to enter j).
+        self.gram_new_nbr = np.ascontiguousarray(np.where(self.W != 0, 0.0, self.gram))
+        train_u = sp.csr_matrix(self.train_u)
+        train_u.sort_indices()  # items ascending: the kernel sums score changes in the numpy path's order
+        self.user_ptr = train_u.indptr.astype(np.int64)
+        self.user_items = train_u.indices.astype(np.int64)
+        size = 2 * k * n  # a column changes at most 2k weights (k leave, k enter)
+        self._ch_i = np.empty(size, dtype=np.int64)
+        self._ch_j = np.empty(size, dtype=np.int64)
+        self._ch_d = np.empty(size)
+        self._weights = dcg_weights(self.cache.cutoff)
         c = self.cache
-        nu = len(self.users)
-        self._acc = np.zeros((n, nu))  # (items, users): see the kernel's docstring
-        self._mark = np.zeros((n, nu), dtype=bool)
-        self._t_user = np.empty(nu * n, dtype=np.int64)
-        self._t_item = np.empty(nu * n, dtype=np.int64)
-        self._weights = dcg_weights(c.cutoff)
+        rows = np.arange(len(self.users))[:, None]
+        self._top_raw = np.where(c.top_idx >= 0, c.raw[rows, np.maximum(c.top_idx, 0)], -np.inf)  # contiguous
 
     def _evaluate_kernel(self, masked: np.ndarray) -> float:
         from qrec.selection._itemknn_kernel import evaluate_mask
 
         c = self.cache
-        per_user = evaluate_mask(
+        per_user, full_reranks = evaluate_mask(
             masked,
             self.F,
             self.gram,
@@ -432,27 +437,28 @@ class ItemKNNCounterfactual:
             self.norms,
             float(self.shrink),
             int(self.k),
-            self.Wt,
+            self.gram_new_nbr,
             self.nbr,
             self.nbr_val,
             self.nbr_cnt,
             self.thr_val,
             self.thr_idx,
-            self.item_ptr,
-            self.item_users,
+            self.user_ptr,
+            self.user_items,
             c.raw,
             c.top_idx,
+            self._top_raw,
             c.top_key,
             c.pos_in_top,
             c.rel,
             c.idcg,
             self._weights,
             c.base_user_ndcg,
-            self._acc,
-            self._mark,
-            self._t_user,
-            self._t_item,
+            self._ch_i,
+            self._ch_j,
+            self._ch_d,
         )
+        c.full_reranks += full_reranks
         return float(per_user.mean())
 
     @property

@@ -154,3 +154,27 @@ def test_als_checkpoint_resume(make_cfg, tmp_path):
                        f"ckpt_path={ckpt}", "callbacks.early_stopping=null")
     metrics = run(resumed)
     assert metrics["epochs"] == 4
+
+
+def test_refit_on_val_trains_on_train_and_val_for_the_best_epochs(make_cfg):
+    """refit_on_val: the first fit chooses the epochs on validation; a fresh model is then fitted on
+    train ∪ val for exactly that many epochs and tested; the train-only model's test numbers stay."""
+    cfg = make_cfg("model=als", "data=synthetic", "logger=none", "trainer.max_epochs=4", "refit_on_val=true")
+    metrics = run(cfg)
+    ckpt = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=False)
+    assert metrics["refit_epochs"] == ckpt["epoch"] + 1
+    assert "train_only/test/rmse" in metrics and "test/rmse" in metrics
+    assert metrics["test/rmse"] != metrics["train_only/test/rmse"]
+    assert metrics["optimized"] == metrics["val/rmse"]  # sweeps still see the validation number
+
+    dm = instantiate(cfg.data, train_on_val=True)
+    dm.setup()
+    plain = instantiate(cfg.data)
+    plain.setup()
+    assert len(dm.train) == len(plain.train) + len(plain.val)
+    assert torch.equal(dm.test.ratings, plain.test.ratings)
+
+
+def test_refit_on_val_needs_a_rating_datamodule(make_cfg):
+    with pytest.raises(ValueError, match="refit_on_val"):
+        run(make_cfg("model=itemknn_cbf", "data=ml100k_genres", "logger=none", "refit_on_val=true"))

@@ -19,10 +19,13 @@ def _data(seed=1, n_users=50, n_items=90, n_features=9):
     return F, train, relevant
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize(("k", "top_l"), [(8, 12), (30, 20)])
-def test_incremental_equals_brute_force(k, top_l):
+def test_incremental_equals_brute_force(k, top_l, backend):
+    if backend == "numba":
+        pytest.importorskip("numba")
     F, train, relevant = _data()
-    cf = ItemKNNCounterfactual(F, train, relevant, k=k, shrink=5.0, cutoff=10, top_l=top_l)
+    cf = ItemKNNCounterfactual(F, train, relevant, k=k, shrink=5.0, cutoff=10, top_l=top_l, backend=backend)
     n = F.shape[1]
     masks = [(i,) for i in range(n)] + list(itertools.combinations(range(n), 2)) + [(0, 3, 5)]
     for masked in masks:
@@ -31,6 +34,39 @@ def test_incremental_equals_brute_force(k, top_l):
         assert cf.evaluate(masked) == cf.brute_force(keep), masked
     # The fast path really is incremental: most users never needed a full re-ranking.
     assert cf.full_reranks < len(masks) * len(cf.users)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_incremental_equals_brute_force_with_a_near_universal_feature(backend):
+    """Masking a feature most items have (like the KG's film language) changes most neighbour lists:
+    many items enter and leave, and targets' k-th values drop far below the old ones."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    F, train, relevant = _data(seed=5, n_users=60, n_items=160, n_features=8)
+    F[np.random.default_rng(5).random(160) < 0.9, 1] = 1.0
+    cf = ItemKNNCounterfactual(F, train, relevant, k=12, shrink=2.0, top_l=14, backend=backend)
+    for masked in [(1,), (1, 2), (1, 5), (0, 1), (3, 6)]:
+        keep = np.ones(8, dtype=bool)
+        keep[list(masked)] = False
+        assert cf.evaluate(masked) == cf.brute_force(keep), masked
+
+
+def test_kernel_keeps_the_k_best_candidates_with_index_ties():
+    """The kernel's eviction (insertion buffer for few evictions, a sort for many) keeps exactly the k
+    best by (value desc, index asc), like a full lexicographic sort."""
+    pytest.importorskip("numba")
+    from qrec.selection._itemknn_kernel import SMALL_EVICTION, _evict
+
+    rng = np.random.default_rng(0)
+    for n_cand, k in [(40, 35), (40, 39), (120, 20), (200, 100), (100, 100 - SMALL_EVICTION - 1)]:
+        values = rng.integers(1, 6, n_cand) / 7.0  # many ties
+        items = np.sort(rng.choice(10 * n_cand, n_cand, replace=False))  # candidates come in index order
+        kept = np.zeros(n_cand, dtype=bool)
+        _evict(values, items, n_cand, k, kept, np.empty(SMALL_EVICTION, dtype=np.int64))
+        best = np.lexsort((items, -values))[:k]
+        expected = np.zeros(n_cand, dtype=bool)
+        expected[best] = True
+        np.testing.assert_array_equal(kept, expected)
 
 
 def test_brute_force_matches_the_shared_ranking_metric():
