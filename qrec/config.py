@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
@@ -17,3 +18,12 @@ def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
+
+
+def compose_model(name: str, seed: int) -> DictConfig:
+    """What ``python train.py model=<name> seed=<seed>`` composes (model, data and trainer keys), e.g. for an
+    ensemble's members; works inside a running Hydra app too."""
+    overrides = [f"model={name}", f"seed={seed}"]
+    if GlobalHydra.instance().is_initialized():  # inside train.py: reuse its config search path
+        return compose(config_name="train", overrides=overrides)
+    return compose_config(overrides, ".")

@@ -2,10 +2,10 @@
 
 Hand-written because no library does incremental top-k re-ranking under feature masks. Same algorithm
 as the numpy path of :class:`qrec.selection.counterfactual.ItemKNNCounterfactual`, in one pass per
-mask and with no temporary matrices:
+mask and with no dense temporaries beyond item-length vectors:
 
-1. items of A (they have a masked feature) that enter a target's neighbours: one contiguous scan of
-   ``gram[i, :]`` per i ∈ A against every target's old k-th value;
+1. items of A (they have a masked feature) that enter a target's neighbours: one contiguous,
+   vectorised scan of the Gram row of each i ∈ A against every target's old k-th value;
 2. for each target item j, the change of its neighbour column (full recomputation if j has a masked
    feature, otherwise old neighbours ∪ entering items, see the module docstring there); at most 2k
    changes per column;
@@ -15,7 +15,9 @@ mask and with no temporary matrices:
    no changed score keep theirs.
 
 Arithmetic mirrors the numpy reference (same similarity formula, same rounding of keys, DCG summed in
-rank order), so per-user nDCG values are bit-identical for integer-valued features.
+rank order), so per-user nDCG values are bit-identical for integer-valued features. Loops that touch
+every item are written branch-free where the branch would be unpredictable (a mispredicted branch per
+item cost more than the arithmetic), and every per-mask read is of a contiguous row.
 """
 
 from __future__ import annotations
