@@ -39,9 +39,15 @@ def data_fingerprint(dm: RatingsDataModule) -> str:
 
 
 def code_fingerprint(target: str) -> str:
-    """sha256 of the source file defining ``target``, so an edited model class never reuses old checkpoints."""
-    module = importlib.import_module(target.rsplit(".", 1)[0])
-    return hashlib.sha256(Path(inspect.getfile(module)).read_bytes()).hexdigest()
+    """sha256 of the qrec source files defining ``target`` and its base classes, so an edited model class
+    (or an edited base class, e.g. how closed-form models checkpoint) never reuses old checkpoints."""
+    module_name, class_name = target.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module_name), class_name)
+    files = sorted({inspect.getfile(c) for c in inspect.getmro(cls) if c.__module__.startswith("qrec.")})
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(Path(file).read_bytes())
+    return digest.hexdigest()
 
 
 def stage1_key(config: dict, dm: RatingsDataModule, seed: int, epochs: int, batch_size: int) -> str:
@@ -58,8 +64,7 @@ def fit_or_load_base(
     """The stage-1 model for ``config`` on ``dm``: from the cache if the key matches, else trained and cached.
 
     A cache file is used only if its stored key equals the key of this config, data, seed and model source
-    file; a file
-    that cannot be read is reported and replaced by a fresh fit.
+    files; a file that cannot be read is reported and replaced by a fresh fit.
 
     Returns:
         (fitted module in eval mode, whether it came from the cache).
