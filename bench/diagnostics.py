@@ -110,20 +110,18 @@ def popularity(seeds: list[int], fractions: list[float]) -> list[dict]:
     import numpy as np
 
     from qrec.data import load_movielens100k
+    from qrec.data.implicit import ImplicitDataModule
     from qrec.metrics_ranking import ranking_metrics
-    from qrec.models.two_tower import TwoTowerDataModule
 
     rows = []
     for fraction in fractions:
         ndcg = []
         for seed in seeds:
-            dm = TwoTowerDataModule(load_movielens100k, seed=seed, train_fraction=fraction)
+            dm = ImplicitDataModule(load_movielens100k, features=None, seed=seed, train_fraction=fraction)
             dm.setup("fit")
-            counts = np.bincount(dm.train_items.numpy(), minlength=dm.n_items).astype(float)
+            counts = np.bincount(dm.train_pairs[1], minlength=dm.n_items).astype(float)
             scores = np.broadcast_to(counts, (dm.n_users, dm.n_items))
-            ndcg.append(
-                ranking_metrics(scores, dm.interactions["test"], dm.interactions["exclude_test"])["ndcg"]
-            )
+            ndcg.append(ranking_metrics(scores, dm.relevant("test"), dm.exclude("test"))["ndcg"])
         rows.append(
             {
                 "train_fraction": fraction,

@@ -94,12 +94,15 @@ class RatingsDataModule(L.LightningDataModule):
         if self.table is not None:
             return
         table = self.dataset()
-        self.indices: Split = make_split(table, self.split, self.seed, self.fold, self.val_fraction)
+        indices = make_split(table, self.split, self.seed, self.fold, self.val_fraction)
         if self.train_on_val:
-            merged = np.sort(np.concatenate([self.indices.train, self.indices.val]))
-            self.indices = Split(merged, self.indices.val, self.indices.test)
-        self.train, self.val, self.test = (self._rows(table, idx) for idx in
-                                           (self.indices.train, self.indices.val, self.indices.test))  # fmt: skip
+            indices = Split(np.sort(np.concatenate([indices.train, indices.val])), indices.val, indices.test)
+        self.use_split(table, indices)
+
+    def use_split(self, table: RatingTable, indices: Split) -> None:
+        """Serve ``table`` split by the given row indices (``setup`` calls it with ``data.split``'s)."""
+        self.indices = indices
+        self.train, self.val, self.test = (self._rows(table, idx) for idx in (indices.train, indices.val, indices.test))
         self.table = table
 
     @staticmethod

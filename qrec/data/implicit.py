@@ -10,6 +10,9 @@
   testing (both are known interactions, neither is a test positive).
 - Batches: ``(users, positive items, negative items)`` for BPR, one uniform negative per positive
   (1:1) resampled until it is not a training positive of the user; evaluation batches are user ids.
+- ``features=null``: no item features (the two-tower model); ``train_fraction``: BPR trains on a seeded
+  random share of the training interactions (small-data experiments) while every training interaction
+  is still excluded from rankings, so metrics stay comparable.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class _Triples(Dataset):
 
     def __init__(self, dm: ImplicitDataModule, batch_size: int, epoch_seed: Callable[[], int]):
         self.dm, self.batch_size, self.epoch_seed = dm, batch_size, epoch_seed
-        self.n = dm.train.nnz
+        self.n = len(dm.train_pairs[0])
         self.batches = -(-self.n // batch_size)
 
     def __len__(self) -> int:
@@ -63,18 +66,19 @@ class ImplicitDataModule(L.LightningDataModule):
 
     Args:
         dataset: callable returning a :class:`RatingTable` (Hydra ``_partial_``).
-        features: ``kg`` or ``genres`` (see :mod:`qrec.data.features`).
+        features: ``kg``, ``genres`` (see :mod:`qrec.data.features`) or None (no item features).
         n_features: number of KG features (150 or 500 in the paper's setting).
         threshold: minimum rating that counts as an interaction.
         test_fraction, val_fraction: 0.2 and 0.2 (of the remaining train part) in the paper.
-        seed: fixes the split and the negative samples.
+        seed: fixes the split, the training subset and the negative samples.
+        train_fraction: share of the training interactions BPR trains on (1.0: all).
         batch_size: BPR training batch size. eval_batch_size: users per evaluation batch.
     """
 
     def __init__(
         self,
         dataset: Callable[[], RatingTable],
-        features: str = "kg",
+        features: str | None = "kg",
         n_features: int = 150,
         threshold: float = 4.0,
         test_fraction: float = 0.2,
@@ -82,16 +86,23 @@ class ImplicitDataModule(L.LightningDataModule):
         seed: int = 0,
         batch_size: int = 1024,
         eval_batch_size: int = 256,
+        train_fraction: float = 1.0,
     ):
         super().__init__()
+        if not 0 < train_fraction <= 1:
+            raise DataError(f"data.train_fraction={train_fraction} must be in (0, 1].")
         for name, value in (("test_fraction", test_fraction), ("val_fraction", val_fraction)):
             if not 0 < value < 1:
                 raise DataError(f"data.{name}={value} must be strictly between 0 and 1.")
-        if batch_size < 1 or eval_batch_size < 1:
-            raise DataError("data.batch_size and data.eval_batch_size must be positive.")
+        if batch_size is None or batch_size < 1 or eval_batch_size < 1:
+            raise DataError(
+                f"data.batch_size={batch_size} and data.eval_batch_size={eval_batch_size} must be positive "
+                "integers (ranking models train by SGD on BPR triples)."
+            )
         self.dataset, self.feature_kind, self.n_features_requested = dataset, features, n_features
         self.threshold, self.test_fraction, self.val_fraction = threshold, test_fraction, val_fraction
         self.seed, self.batch_size, self.eval_batch_size = seed, batch_size, eval_batch_size
+        self.train_fraction = train_fraction
         self.table: RatingTable | None = None
         self.epoch = 0
 
@@ -99,8 +110,10 @@ class ImplicitDataModule(L.LightningDataModule):
         if self.table is not None:
             return
         table = self.dataset()
-        self.features: ItemFeatures = item_features(table, self.feature_kind, self.n_features_requested)
-        if self.features.matrix.shape[0] != table.n_items:
+        self.features: ItemFeatures | None = None
+        if self.feature_kind is not None:
+            self.features = item_features(table, self.feature_kind, self.n_features_requested)
+        if self.features is not None and self.features.matrix.shape[0] != table.n_items:
             raise DataError(
                 f"Feature matrix has {self.features.matrix.shape[0]} rows for {table.n_items} items."
             )
@@ -120,9 +133,13 @@ class ImplicitDataModule(L.LightningDataModule):
                 (np.ones(len(rows), dtype=np.float32), (table.users[rows], table.items[rows])), shape=shape
             )
 
+        self.rows = {"train": train, "val": val, "test": test}  # rating-table rows of each split
         self.train, self.val, self.test = csr(train), csr(val), csr(test)
-        coo = self.train.tocoo()
-        self.train_pairs = (coo.row.astype(np.int64), coo.col.astype(np.int64))
+        fit = train
+        if self.train_fraction < 1:
+            fit = train[np.random.default_rng(self.seed + 1).random(len(train)) < self.train_fraction]
+        coo = csr(fit).tocoo()
+        self.train_pairs = (coo.row.astype(np.int64), coo.col.astype(np.int64))  # BPR positives
         self._train_dense = self.train.toarray().astype(bool)  # O(1) membership for negative sampling
         self.table = table
 
@@ -137,7 +154,7 @@ class ImplicitDataModule(L.LightningDataModule):
 
     @property
     def feature_names(self) -> list[str]:
-        return self.features.names
+        return [] if self.features is None else self.features.names
 
     def relevant(self, split: str) -> sp.csr_matrix:
         """(users, items) held-out positives of ``val`` or ``test``."""
@@ -156,7 +173,7 @@ class ImplicitDataModule(L.LightningDataModule):
             "train": int(self.train.nnz),
             "val": int(self.val.nnz),
             "test": int(self.test.nnz),
-            **self.features.summary(),
+            **({} if self.features is None else self.features.summary()),
         }
 
     # --- sampling and loaders -------------------------------------------------------------------

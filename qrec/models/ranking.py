@@ -60,6 +60,11 @@ class FeatureRankingModule(L.LightningModule):
 
     def attach(self, dm: ImplicitDataModule) -> None:
         """Register the feature buffers and build (also usable without a Trainer, e.g. in tests)."""
+        if dm.features is None:
+            raise ValueError(
+                f"{type(self).__name__} needs item features, but the data module has none (data.features=null). "
+                "Use data=ml100k_kg150, ml100k_kg500 or ml100k_genres."
+            )
         features = torch.from_numpy(dm.features.matrix.toarray()).float()
         self.register_buffer("features", features)
         self.register_buffer("feature_keep", torch.ones(features.shape[1], dtype=torch.bool))

@@ -17,10 +17,10 @@ Modes:
   only the head trains, to preserve each user's similarity ranking over items (listwise KL between
   softmaxes of teacher dot products and student similarities over sampled items).
 
-:class:`TwoTowerDataModule` is the implicit-feedback view of the shared rating split: every training
-rating (optionally only those ``>= min_rating``) is an interaction; validation/test relevance are the
-held-out interactions; a user's training (and, for test, validation) items are excluded from the ranking.
-Ranking metrics come from :mod:`qrec.metrics_ranking` (``val/ndcg_10``, ``test/ndcg_10``, ...).
+Data: :class:`qrec.data.implicit.ImplicitDataModule` without item features (``data=ml100k_implicit``), i.e.
+the CAQUBO issue's ranking protocol: ratings ≥ 4 are interactions, random 80/20 then 80/20, a user's
+training (and, for test, validation) items excluded from the ranking; ``data.train_fraction`` for the
+small-data comparison. Ranking metrics come from :mod:`qrec.metrics_ranking` (``val/ndcg_10``, ...).
 """
 
 from __future__ import annotations
@@ -31,126 +31,30 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from qrec.data.datamodule import RatingsDataModule
-from qrec.data.movielens import DataError
+from qrec.data.implicit import ImplicitDataModule
+from qrec.data.splits import Split
 from qrec.metrics_ranking import ranking_metrics
 from qrec.quantum.projection import QuantumProjection, fidelity, fidelity_matrix, linear_head_params
 
 
-class _BPRRows(Dataset):
-    """Indexed by a whole batch of rows (as the rating DataModule): (users, positives, uniform negatives).
-
-    A uniform negative is a training positive with probability ~ the user's density (about 6% on
-    MovieLens-100k); like most BPR implementations we do not reject those.
-    """
-
-    def __init__(self, users: torch.Tensor, items: torch.Tensor, n_items: int, seed: int):
-        self.users, self.items, self.n_items = users, items, n_items
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return len(self.users)
-
-    def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rows = torch.as_tensor(rows)
-        return (
-            self.users[rows],
-            self.items[rows],
-            torch.randint(self.n_items, (len(rows),), generator=self.gen),
-        )
-
-
-class TwoTowerDataModule(RatingsDataModule):
-    """Implicit-feedback batches and ranking targets on the shared rating split (60/20/20 by default).
-
-    Known duplication: CAQUBO's :class:`qrec.data.implicit.ImplicitDataModule` implements the paper's
-    protocol (ratings ≥ 4, 80/20 then 80/20) with item features; the two-tower numbers in the README were
-    measured with this module, so merging the two is left for a change that re-measures them.
-
-    Args (beyond :class:`qrec.data.datamodule.RatingsDataModule`'s):
-        min_rating: only ratings ``>= min_rating`` count as interactions (None: every rating).
-        train_fraction: keep this random share of the training interactions (small-data experiments);
-            the ranking still excludes every training item, so metrics stay comparable.
-    """
-
-    def __init__(self, *args, min_rating: float | None = None, train_fraction: float = 1.0, **kwargs):
-        super().__init__(*args, **kwargs)
-        if not 0 < train_fraction <= 1:
-            raise DataError(f"data.train_fraction={train_fraction} must be in (0, 1].")
-        if self.batch_size is None:
-            raise DataError("TwoTowerDataModule needs a finite data.batch_size (BPR is trained by SGD).")
-        self.min_rating, self.train_fraction = min_rating, train_fraction
-        self.interactions: dict[str, sp.csr_matrix] | None = None
-
-    def setup(self, stage: str | None = None) -> None:
-        super().setup(stage)
-        if self.interactions is not None:
-            return
-        shape = (self.n_users, self.n_items)
-
-        def csr(part, keep=None):
-            mask = (
-                np.ones(len(part), bool)
-                if self.min_rating is None
-                else part.ratings.numpy() >= self.min_rating
-            )
-            if keep is not None:
-                mask &= keep
-            u, i = part.users.numpy()[mask], part.items.numpy()[mask]
-            return sp.csr_matrix((np.ones(len(u), bool), (u, i)), shape=shape)
-
-        keep = None
-        if self.train_fraction < 1:
-            rng = np.random.default_rng(self.seed + 1)
-            keep = rng.random(len(self.train)) < self.train_fraction
-        seen = lambda part: sp.csr_matrix(  # every rated item, whatever its rating: the user has seen it
-            (np.ones(len(part), bool), (part.users.numpy(), part.items.numpy())), shape=shape
-        )
-        train_pos = csr(self.train, keep).tocoo()
-        self.train_users = torch.from_numpy(train_pos.row.astype(np.int64))
-        self.train_items = torch.from_numpy(train_pos.col.astype(np.int64))
-        self.interactions = {
-            "val": csr(self.val),
-            "test": csr(self.test),
-            "exclude_val": seen(self.train),
-            "exclude_test": (seen(self.train) + seen(self.val)).astype(bool),
-        }
-
-    def train_dataloader(self) -> DataLoader:
-        rows = _BPRRows(self.train_users, self.train_items, self.n_items, self.seed)
-        order = RandomSampler(range(len(rows)), generator=torch.Generator().manual_seed(self.seed))
-        return DataLoader(
-            rows, sampler=BatchSampler(order, self.batch_size, drop_last=False), batch_size=None
-        )
-
-    def _users_loader(self) -> DataLoader:
-        return DataLoader(torch.arange(self.n_users), batch_size=self.eval_batch_size, shuffle=False)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._users_loader()
-
-    def test_dataloader(self) -> DataLoader:
-        return self._users_loader()
-
-
-def fit_als_factors(
-    dm: RatingsDataModule, rank: int, reg: float, sweeps: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def fit_als_factors(dm: ImplicitDataModule, rank: int, reg: float, sweeps: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pretrained rating factors from the foundation's ``ALSModule`` (explicit ALS-WR with biases).
 
-    Fitted through its own public contract (a private ``Trainer`` on a full-batch copy of the same split),
-    so the teacher is exactly what ``python train.py model=als model.rank=<rank>`` trains.
+    The teacher sees every rating except the validation and test interactions (ratings below the
+    interaction threshold included: they are never held-out positives), fitted through ``ALSModule``'s
+    own contract, so it is exactly what ``python train.py model=als model.rank=<rank>`` trains.
 
     Returns:
         (user_factors (n_users, rank), item_factors (n_items, rank)).
     """
     from qrec.models.als import ALSModule
 
-    ratings_dm = RatingsDataModule(
-        dm.dataset, split=dm.split, seed=dm.seed, fold=dm.fold, val_fraction=dm.val_fraction, batch_size=None
-    )
+    held_out = np.concatenate([dm.rows["val"], dm.rows["test"]])
+    train = np.setdiff1d(np.arange(len(dm.table.ratings)), held_out)
+    ratings_dm = RatingsDataModule(dm.dataset, seed=dm.seed, batch_size=None)
+    ratings_dm.use_split(dm.table, Split(train, dm.rows["val"], dm.rows["test"]))
     teacher = ALSModule(rank=rank, reg=reg)
     trainer = L.Trainer(
         max_epochs=sweeps,
@@ -241,21 +145,22 @@ class TwoTowerModule(L.LightningModule):
         self._built = False
         self.extra_metrics: dict[str, float] = {}
         self._eval_scores: list[np.ndarray] = []
+        self._eval_users: list[np.ndarray] = []
 
     # --- setup ------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         if self._built:
             return
         dm = self.trainer.datamodule
-        if not isinstance(dm, TwoTowerDataModule):
+        if not isinstance(dm, ImplicitDataModule):
             raise TypeError(
-                f"TwoTowerModule needs an TwoTowerDataModule (model=two_tower sets it), "
-                f"got {type(dm).__name__}."
+                f"TwoTowerModule ranks implicit feedback: it needs an ImplicitDataModule (data=ml100k_implicit, "
+                f"which model=two_tower sets), got {type(dm).__name__}."
             )
         dm.setup(stage)
         self.build(dm)
 
-    def build(self, dm: TwoTowerDataModule) -> None:
+    def build(self, dm: ImplicitDataModule) -> None:
         """Create the towers (trainable embeddings, or frozen teacher factors in ``distill`` mode)."""
         hp = self.hparams
         gen = torch.Generator().manual_seed(hp.seed)
@@ -368,35 +273,41 @@ class TwoTowerModule(L.LightningModule):
     def _eval_step(self, users: torch.Tensor) -> None:
         if not self._eval_scores:
             self._item_states = self.project(self.item_emb)
+        self._eval_users.append(users.cpu().numpy())
         self._eval_scores.append(self.score_matrix(users, self._item_states).float().cpu().numpy())
 
     def _eval_end(self, split: str) -> dict[str, float]:
+        """Ranking metrics of the scored users (those with a held-out item in ``split``); the others'
+        rows stay zero and are skipped by the metric, which only counts users with a relevant item."""
         dm = self.trainer.datamodule
-        scores = np.concatenate(self._eval_scores)
-        self._eval_scores, self._item_states = [], None
+        users = np.concatenate(self._eval_users)
+        scores = np.zeros((dm.n_users, dm.n_items), dtype=np.float32)
+        scores[users] = np.concatenate(self._eval_scores)
+        self._eval_scores, self._eval_users, self._item_states = [], [], None
         k = self.hparams.k
-        m = ranking_metrics(scores, dm.interactions[split], dm.interactions[f"exclude_{split}"], k=k)
+        m = ranking_metrics(scores, dm.relevant(split), dm.exclude(split), k=k)
         metrics = {
             f"{split}/ndcg_{k}": m["ndcg"],
             f"{split}/recall_{k}": m["recall"],
             f"{split}/hr_{k}": m["hr"],
         }
         if self.hparams.mode == "distill":
-            metrics.update(self._agreement(scores, dm.interactions[f"exclude_{split}"], split))
+            metrics.update(self._agreement(scores, users, dm.exclude(split), split))
         return metrics
 
-    def _agreement(self, scores: np.ndarray, exclude: sp.csr_matrix, split: str) -> dict[str, float]:
-        """How well the student keeps the teacher's top-k: overlap@k and the teacher's own nDCG@k."""
+    def _agreement(self, scores: np.ndarray, users: np.ndarray, exclude: sp.csr_matrix, split: str) -> dict[str, float]:
+        """How well the student keeps the teacher's top-k (over the evaluated ``users``): overlap@k, and the
+        teacher's own nDCG@k."""
         k = self.hparams.k
         teacher = (self.teacher_user @ self.teacher_item.T).cpu().numpy()
-        t_masked, s_masked = teacher.copy(), scores.copy()
-        rows, cols = exclude.nonzero()
-        t_masked[rows, cols], s_masked[rows, cols] = -np.inf, -np.inf
+        excluded = exclude[users].toarray().astype(bool)
+        t_masked = np.where(excluded, -np.inf, teacher[users])
+        s_masked = np.where(excluded, -np.inf, scores[users])
         top_t = np.argpartition(-t_masked, k, axis=1)[:, :k]
         top_s = np.argpartition(-s_masked, k, axis=1)[:, :k]
         overlap = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(top_t, top_s, strict=True)])
         dm = self.trainer.datamodule
-        t_ndcg = ranking_metrics(teacher, dm.interactions[split], exclude, k=k)["ndcg"]
+        t_ndcg = ranking_metrics(teacher, dm.relevant(split), exclude, k=k)["ndcg"]
         return {f"{split}/teacher_overlap_{k}": float(overlap), f"{split}/teacher_ndcg_{k}": t_ndcg}
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:

@@ -9,16 +9,20 @@ import torch
 from lightning.pytorch.callbacks import ModelPruning
 
 from qrec.callbacks.diagnostics import DissipationProbe
+from qrec.data.implicit import ImplicitDataModule
 from qrec.data.synthetic import make_synthetic_ratings
 from qrec.diagnostics import HessianOperator
-from qrec.models.two_tower import TwoTowerDataModule, TwoTowerModule
+from qrec.models.two_tower import TwoTowerModule
 from qrec.pipeline import run
 
 
-def _tiny(head: str) -> tuple[TwoTowerModule, TwoTowerDataModule]:
-    dm = TwoTowerDataModule(
-        lambda: make_synthetic_ratings(n_users=30, n_items=20, density=0.3, seed=0), batch_size=32
-    )
+def _implicit(batch_size: int, **synthetic) -> ImplicitDataModule:
+    return ImplicitDataModule(lambda: make_synthetic_ratings(**synthetic), features=None, threshold=3.0,
+                              batch_size=batch_size)  # fmt: skip
+
+
+def _tiny(head: str) -> tuple[TwoTowerModule, ImplicitDataModule]:
+    dm = _implicit(32, n_users=30, n_items=20, density=0.3, seed=0)
     dm.setup("fit")
     model = TwoTowerModule(dim=4, head=head, out_dim=2, n_qubits_out=1, layers=1, seed=0)
     model.build(dm)
@@ -38,7 +42,7 @@ def test_probe_top_eigenvalue_matches_dense_hessian_on_tiny_two_tower(head):
 
 
 def test_probe_reads_model_pruning_masks(tmp_path):
-    dm = TwoTowerDataModule(lambda: make_synthetic_ratings(seed=0), batch_size=64)
+    dm = _implicit(64, seed=0)
     model = TwoTowerModule(dim=8, head="linear", out_dim=4, item_bias=False)  # no zero-initialised weights
     probe = DissipationProbe(every_n_steps=1, lanczos_steps=4, row_samples=2, output_dir=str(tmp_path))
     pruning = ModelPruning(

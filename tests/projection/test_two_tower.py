@@ -10,7 +10,7 @@ from qrec.pipeline import run
 
 FAST = (
     "experiment=two_tower",
-    "data=synthetic",
+    "data=synthetic_implicit",
     "logger=none",
     "callbacks=none",
     "++trainer.fast_dev_run=true",
@@ -80,3 +80,26 @@ def test_probe_runs_on_two_tower_and_writes_json(make_cfg, tmp_path):
 def test_bad_configurations_fail_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TwoTowerModule(**kwargs)
+
+
+def test_distillation_teacher_never_sees_held_out_interactions(monkeypatch):
+    """The ALS teacher trains on every rating except the validation and test interactions."""
+    from hydra.utils import instantiate
+
+    from qrec.config import compose_config
+    from qrec.models import two_tower
+
+    seen = {}
+    real_fit = two_tower.L.Trainer.fit
+
+    def spy(trainer, model, datamodule=None, **kwargs):
+        seen["train"] = set(zip(datamodule.train.users.tolist(), datamodule.train.items.tolist()))
+        return real_fit(trainer, model, datamodule=datamodule, **kwargs)
+
+    monkeypatch.setattr(two_tower.L.Trainer, "fit", spy)
+    dm = instantiate(compose_config(["data=synthetic_implicit", "data.batch_size=64"], ".").data)
+    dm.setup()
+    two_tower.fit_als_factors(dm, rank=4, reg=0.1, sweeps=1)
+    held_out = set(zip(*(dm.val + dm.test).nonzero()))
+    assert seen["train"] and not seen["train"] & held_out
+    assert len(seen["train"]) == len(dm.table.ratings) - len(held_out)

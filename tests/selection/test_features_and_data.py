@@ -60,3 +60,28 @@ def test_implicit_split_is_disjoint_seeded_and_protocol_sized(table):
     assert u.shape == pos.shape == negb.shape
     with pytest.raises(DataError):
         ImplicitDataModule(make, val_fraction=1.0)
+
+
+def test_train_fraction_subsets_bpr_positives_but_excludes_every_training_item():
+    make = functools.partial(make_synthetic_ratings, n_users=40, n_items=30, density=0.5, seed=0)
+    full = ImplicitDataModule(make, features=None, threshold=3.0, seed=1)
+    part = ImplicitDataModule(make, features=None, threshold=3.0, seed=1, train_fraction=0.3)
+    full.setup()
+    part.setup()
+    assert (part.train != full.train).nnz == 0 and (part.exclude("test") != full.exclude("test")).nnz == 0
+    n = len(part.train_pairs[0])
+    assert 0.15 * full.train.nnz < n < 0.45 * full.train.nnz
+    assert full.train.toarray()[part.train_pairs].all()  # a subset of the training interactions
+    assert part.feature_names == [] and "features" not in part.summary()
+    with pytest.raises(DataError, match="train_fraction"):
+        ImplicitDataModule(make, train_fraction=0.0)
+
+
+def test_feature_models_need_features():
+    from qrec.models.itemknn_cbf import ItemKNNCBFModule
+
+    make = functools.partial(make_synthetic_ratings, n_users=40, n_items=30, density=0.5, seed=0)
+    dm = ImplicitDataModule(make, features=None, threshold=3.0)
+    dm.setup()
+    with pytest.raises(ValueError, match="needs item features"):
+        ItemKNNCBFModule().attach(dm)
