@@ -143,7 +143,7 @@ def collect(root: Path) -> None:
         for run in result["sweep"]:
             k = "all" if run["k"] is None else run["k"]
             cells[(*key, run["method"], run["solver"], k)].append(
-                (run["test_ndcg_10_selected"], run["test_ndcg_10_all"], run["n_selected"])
+                (run["test_ndcg_10_selected"], run["test_ndcg_10_all"], run["n_selected"], run["n_selected"] == 0)
             )
     if not cells:
         raise SystemExit(f"No selection.json under {root}.")
@@ -152,11 +152,14 @@ def collect(root: Path) -> None:
         f"{'test nDCG@10':>14} {'all feats':>9} {'vs all':>8} seeds"
     )
     for key in sorted(cells, key=str):
-        sel, base, kept = (np.array(v, dtype=float) for v in zip(*cells[key]))
+        sel, base, kept, empty = (np.array(v, dtype=float) for v in zip(*cells[key]))
+        # No feature kept: a content model then scores every item alike, and the ranking is the tie order
+        # (item index), not a feature selection result.
+        note = f"  {int(empty.sum())} run(s) kept no feature: degenerate" if empty.any() else ""
         print(
             f"{key[0]:<18} {key[1]:<7} {key[2]:<14} {key[3]:<9} {key[4]!s:>4} {kept.mean():>5.0f} "
             f"{sel.mean():>8.4f}±{sel.std():.4f} {base.mean():>9.4f} {100 * np.mean(sel / base - 1):>+7.1f}% "
-            f"{len(sel)}"
+            f"{len(sel)}{note}"
         )
     for key, vals in timing.items():
         print(f"counterfactual: {key[0]} {key[1]} {np.mean(vals):.0f} s mean over {len(vals)} runs")
