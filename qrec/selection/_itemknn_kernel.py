@@ -184,18 +184,24 @@ def _entering(a_items, in_a, norms_new, gram_new_nbr, norms, shrink, thr_val, th
             if sim[j] >= 0.0:
                 ev_i[n_ev], ev_j[n_ev], ev_v[n_ev] = i, j, sim[j]
                 n_ev += 1
-    ptr = np.zeros(n + 1, dtype=np.int64)  # counting sort by target (stable: items stay ascending)
-    for e in range(n_ev):
-        ptr[ev_j[e] + 1] += 1
-    for j in range(n):
-        ptr[j + 1] += ptr[j]
+    return _group_by(ev_j[:n_ev], ev_i[:n_ev], ev_v[:n_ev], n)  # by target; items stay ascending
+
+
+@njit(cache=True)
+def _group_by(keys, items, values, n):
+    """Counting sort of (key, item, value) triples by key in 0..n−1, stable: CSR ``(ptr, items, values)``."""
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    for key in keys:
+        ptr[key + 1] += 1
+    for key in range(n):
+        ptr[key + 1] += ptr[key]
     pos = ptr[:-1].copy()
-    items, values = np.empty(n_ev, dtype=np.int64), np.empty(n_ev)
-    for e in range(n_ev):
-        j = ev_j[e]
-        items[pos[j]], values[pos[j]] = ev_i[e], ev_v[e]
-        pos[j] += 1
-    return ptr, items, values
+    out_items, out_values = np.empty(keys.shape[0], dtype=np.int64), np.empty(keys.shape[0])
+    for e in range(keys.shape[0]):
+        key = keys[e]
+        out_items[pos[key]], out_values[pos[key]] = items[e], values[e]
+        pos[key] += 1
+    return ptr, out_items, out_values
 
 
 @njit(cache=True)
@@ -350,18 +356,8 @@ def evaluate_mask(
             ch_i[n_ch], ch_j[n_ch], ch_d[n_ch] = chg_i[c], j, chg_d[c]
             n_ch += 1
 
-    # ΔW by neighbour item i (counting sort, stable: targets stay ascending within a row).
-    dw_ptr = np.zeros(n + 1, dtype=np.int64)
-    for c in range(n_ch):
-        dw_ptr[ch_i[c] + 1] += 1
-    for i in range(n):
-        dw_ptr[i + 1] += dw_ptr[i]
-    pos = dw_ptr[:-1].copy()
-    dw_j, dw_d = np.empty(n_ch, dtype=np.int64), np.empty(n_ch)
-    for c in range(n_ch):
-        i = ch_i[c]
-        dw_j[pos[i]], dw_d[pos[i]] = ch_j[c], ch_d[c]
-        pos[i] += 1
+    # ΔW by neighbour item i (targets stay ascending within a row).
+    dw_ptr, dw_j, dw_d = _group_by(ch_i[:n_ch], ch_j[:n_ch], ch_d[:n_ch], n)
 
     # Each user's score changes Σ_{i ∈ train(u)} ΔW[i, :], then the new top-cutoff.
     out = user_ndcg.copy()
