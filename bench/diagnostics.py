@@ -138,7 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--overhead-epochs", type=int, default=5)
+    parser.add_argument("--overhead-epochs", type=int, default=20)  # two_tower's default budget
     parser.add_argument("--overhead-heads", nargs="+", default=["linear", "qi"])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
