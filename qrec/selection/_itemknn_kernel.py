@@ -248,39 +248,78 @@ def _candidate_changes(j, k, in_a, gram, norms, norms_new, shrink, nbr, nbr_val,
     return n_chg
 
 
+@njit(cache=True, inline="always")
+def _new_score(u, j, vals, absolute, raw):
+    """User u's new raw score of item j: ``vals[j]`` itself (``absolute``, for a changed item) or the old
+    score plus the change ``vals[j]``. Excluded items (raw −inf) stay excluded."""
+    if absolute:
+        return vals[j] if raw[u, j] != -np.inf else -np.inf
+    return raw[u, j] + vals[j]
+
+
 @njit(cache=True)
-def _rerank_user(u, items, n_items, delta, raw, top_idx, top_raw, top_key, pos_in_top, rel, weights, buf_k, buf_i):
-    """(DCG@cutoff, whether every item had to be re-ranked) of user u once the scores of ``items``
-    changed by ``delta[items]``."""
+def _rerank_user(u, items, n_items, vals, absolute, changed, raw, top_idx, top_raw, top_key, pos_in_top, rel,
+                 weights, buf_k, buf_i):  # fmt: skip
+    """(DCG@cutoff, whether every item had to be re-ranked) of user u once the scores of ``items`` changed.
+
+    ``vals``: dense (items,) new scores (``absolute``) or score changes (0 where unchanged) of this user;
+    ``changed``: dense bool, the items whose absolute score is in ``vals`` (unused for changes).
+    """
     top_l = top_key.shape[1]
     cutoff = weights.shape[0]
     size = 0
     for s in range(top_l):  # cached items with their new keys
         j = top_idx[u, s]
         if j >= 0:
-            size = _insert(buf_k, buf_i, size, cutoff, np.rint((top_raw[u, s] + delta[j]) * SCALE) / SCALE, j)
+            x = (vals[j] if changed[j] else top_raw[u, s]) if absolute else top_raw[u, s] + vals[j]
+            size = _insert(buf_k, buf_i, size, cutoff, np.rint(x * SCALE) / SCALE, j)
     if size == cutoff and buf_k[cutoff - 1] > top_key[u, top_l - 1]:
         floor = top_key[u, top_l - 1] + 2.0 / SCALE  # bounds every raw score outside the cache
         for j in items:  # safe: unchanged items outside the cache cannot enter
-            # An item can enter only if its new score reaches the 10th key (up to the rounding step);
-            # items outside the cache had raw scores ≤ floor, so most are ruled out without reading raw.
+            # An item can enter only if its new score reaches the 10th key (up to the rounding step); for
+            # score changes, items outside the cache had raw scores ≤ floor, so most are ruled out
+            # without reading raw.
             bar = buf_k[cutoff - 1] - 2.0 / SCALE
-            if floor + delta[j] < bar:
+            if not absolute and floor + vals[j] < bar:
                 continue
-            x = raw[u, j] + delta[j]
+            x = _new_score(u, j, vals, absolute, raw)
             if x >= bar and pos_in_top[u, j] < 0:
                 size = _insert(buf_k, buf_i, size, cutoff, np.rint(x * SCALE) / SCALE, j)
         full = False
     else:
         size = 0
         for j in range(n_items):
-            size = _insert(buf_k, buf_i, size, cutoff, np.rint((raw[u, j] + delta[j]) * SCALE) / SCALE, j)
+            x = _new_score(u, j, vals, absolute, raw) if (changed[j] or not absolute) else raw[u, j]
+            size = _insert(buf_k, buf_i, size, cutoff, np.rint(x * SCALE) / SCALE, j)
         full = True
     dcg = 0.0
     for p in range(size):
         if rel[u, buf_i[p]]:
             dcg += weights[p]
     return dcg, full
+
+
+@njit(cache=True)
+def evaluate_block(items, new_scores, raw, top_idx, top_raw, top_key, pos_in_top, rel, idcg, weights, user_ndcg):
+    """(per-user nDCG, users re-ranked over every item) when the scores of ``items`` become ``new_scores``
+    ((users, len(items)), evaluated users in cache order) for every user: the item-local models'
+    counterfactual (:class:`qrec.selection.counterfactual.ItemLocalCounterfactual`)."""
+    n_users, n = raw.shape
+    vals = np.zeros(n)
+    changed = np.zeros(n, dtype=np.bool_)
+    for j in items:
+        changed[j] = True
+    out = user_ndcg.copy()
+    n_full = 0
+    buf_k, buf_i = np.empty(weights.shape[0]), np.empty(weights.shape[0], dtype=np.int64)
+    for u in range(n_users):
+        for t in range(items.shape[0]):
+            vals[items[t]] = new_scores[u, t]
+        dcg, full = _rerank_user(u, items, n, vals, True, changed, raw, top_idx, top_raw, top_key, pos_in_top, rel,
+                                 weights, buf_k, buf_i)  # fmt: skip
+        out[u] = dcg / idcg[u]
+        n_full += full
+    return out, n_full
 
 
 @njit(cache=True)
@@ -378,8 +417,8 @@ def evaluate_mask(
                 touched[j] = True
         if n_items == 0:
             continue
-        dcg, full = _rerank_user(u, items[:n_items], n, delta, raw, top_idx, top_raw, top_key, pos_in_top, rel, weights,
-                           buf_k, buf_i)
+        dcg, full = _rerank_user(u, items[:n_items], n, delta, False, touched, raw, top_idx, top_raw, top_key,
+                                 pos_in_top, rel, weights, buf_k, buf_i)  # fmt: skip
         out[u] = dcg / idcg[u]
         n_full += full
         for t in range(n_items):

@@ -285,6 +285,11 @@ class RankingCache:
         self.base_user_ndcg = self.user_ndcg(r[first], c[first], p[first])
         self.base = float(self.base_user_ndcg.mean())
 
+    def cached_raw(self) -> np.ndarray:
+        """(users_eval, top_l) unrounded scores of each user's cached items (−inf for padding), contiguous."""
+        rows = np.arange(len(self.users))[:, None]
+        return np.where(self.top_idx >= 0, self.raw[rows, np.maximum(self.top_idx, 0)], -np.inf)
+
     def metric_from_scores(self, scores_u: np.ndarray) -> float:
         """Reference: nDCG@cutoff of full (users_eval, items) scores."""
         return self.metric_from_top(*topk_candidates(ranking_keys(scores_u, self.excluded), self.cutoff))
@@ -421,9 +426,7 @@ class ItemKNNCounterfactual:
         self._ch_j = np.empty(size, dtype=np.int64)
         self._ch_d = np.empty(size)
         self._weights = dcg_weights(self.cache.cutoff)
-        c = self.cache
-        rows = np.arange(len(self.users))[:, None]
-        self._top_raw = np.where(c.top_idx >= 0, c.raw[rows, np.maximum(c.top_idx, 0)], -np.inf)  # contiguous
+        self._top_raw = self.cache.cached_raw()
 
     def _evaluate_kernel(self, masked: np.ndarray) -> float:
         from qrec.selection._itemknn_kernel import evaluate_mask
@@ -580,6 +583,8 @@ class ItemLocalCounterfactual:
             float64 scores: keys are compared after rounding to 1e-9.
         features: (items, n) item features (to find the items a mask touches).
         train, relevant, cutoff, top_l: as :class:`RankingCache`.
+        backend: ``numba`` re-ranks with the compiled kernel (``auto``: when installed), ``numpy`` with
+            :meth:`RankingCache.metric_after`; both are exact.
     """
 
     def __init__(
@@ -590,7 +595,10 @@ class ItemLocalCounterfactual:
         relevant: np.ndarray | sp.spmatrix,
         cutoff: int = 10,
         top_l: int = 40,
+        backend: str = "auto",
     ):
+        if backend not in ("auto", "numba", "numpy"):
+            raise ValueError(f"backend={backend!r}: choose 'auto', 'numba' or 'numpy'.")
         train = sp.csr_matrix(train, dtype=np.float64)
         relevant = sp.csr_matrix(relevant, dtype=bool)
         n_items = train.shape[1]
@@ -605,6 +613,11 @@ class ItemLocalCounterfactual:
             scores[users] = self._score(all_items, keep, len(users))
         self.cache = RankingCache(scores, train, relevant, cutoff, top_l)
         self.base, self.users = self.cache.base, self.cache.users
+        self.backend = _pick_backend(backend)
+        if self.backend == "numba":
+            c = self.cache
+            self._top_raw = c.cached_raw()
+            self._weights = dcg_weights(c.cutoff)
 
     def _score(self, items: np.ndarray, keep: np.ndarray, n_users: int) -> np.ndarray:
         out = np.asarray(self.score_items(items, keep), dtype=np.float64)
@@ -631,9 +644,17 @@ class ItemLocalCounterfactual:
         if len(items) == 0:
             return self.base
         new = self._score(items, keep, len(self.users))
+        c = self.cache
+        if self.backend == "numba":
+            from qrec.selection._itemknn_kernel import evaluate_block
+
+            per_user, full = evaluate_block(items.astype(np.int64), np.ascontiguousarray(new), c.raw, c.top_idx,
+                                            self._top_raw, c.top_key, c.pos_in_top, c.rel, c.idcg, self._weights,
+                                            c.base_user_ndcg)  # fmt: skip
+            c.full_reranks += full
+            return float(per_user.mean())
         r = np.repeat(np.arange(len(self.users)), len(items))
-        c = np.tile(items, len(self.users))
-        return self.cache.metric_after(r, c, new.ravel())
+        return c.metric_after(r, np.tile(items, len(self.users)), new.ravel())
 
     def metric(self, keep: np.ndarray) -> float:
         """``metric(keep)`` for :func:`counterfactual_deltas`."""

@@ -109,8 +109,12 @@ def test_bad_inputs():
         counterfactual_deltas(lambda keep: 0.0, 0)
 
 
-def test_item_local_counterfactual_equals_brute_force():
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_item_local_counterfactual_equals_brute_force(backend):
     from qrec.selection import ItemLocalCounterfactual
+
+    if backend == "numba":
+        pytest.importorskip("numba")
 
     F, train, relevant = _data(seed=4, n_features=7)
     rng = np.random.default_rng(0)
@@ -122,7 +126,7 @@ def test_item_local_counterfactual_equals_brute_force():
     def score_items(items, keep):  # an MLP-DP-like model: item vector = embedding + masked features · P
         return U @ (E[items] + (F[items] * keep) @ P).T
 
-    cf = ItemLocalCounterfactual(score_items, F, train, relevant, top_l=12)
+    cf = ItemLocalCounterfactual(score_items, F, train, relevant, top_l=12, backend=backend)
     for masked in [(i,) for i in range(7)] + list(itertools.combinations(range(7), 2)):
         keep = np.ones(7, dtype=bool)
         keep[list(masked)] = False
