@@ -22,7 +22,6 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import scipy.sparse as sp
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
@@ -261,7 +260,7 @@ class CAQUBOCallback(Callback):
         if self.method == "coqubo":
             return coqubo(X, y, w), {}
         if self.method == "qubo_boosting":
-            return qubo_boosting(*self._one_feature_predictions(dm, F)), {}
+            return qubo_boosting(*self._one_feature_predictions(model, dm)), {}
         from qrec.selection.itemknn import itemknn_weights
 
         s_cf = itemknn_weights(dm.train.T.toarray().astype(np.float64), 100, 5.0)  # ItemKNN-CF, train only
@@ -279,13 +278,10 @@ class CAQUBOCallback(Callback):
         keep = w > 0
         return X[keep], y[keep], w[keep]
 
-    def _one_feature_predictions(self, dm, F: np.ndarray, max_samples: int = 30_000):
-        """h_i(u, j) = f_ji · #(u's training items with feature i): one-feature Item-KNN without pruning.
-
-        With a single binary feature every pair of items sharing it has the same cosine, so the
-        one-feature Item-KNN score is proportional to this count (top-k pruning ignored). Samples are
-        the training positives plus 1:1 negatives, subsampled to ``max_samples`` (seeded).
-        """
+    def _one_feature_predictions(self, model, dm, max_samples: int = 30_000):
+        """QUBO-Boosting's (predictions of the n one-feature weak models, labels) on the training positives
+        plus 1:1 negatives, subsampled to ``max_samples`` (seeded). The weak models are the model's
+        ``one_feature_scores``: Item-KNN refitted per feature; a count proxy for the neural models."""
         rng = np.random.default_rng(self.seed)
         users, items = dm.train_pairs
         neg = dm.sample_negatives(users, rng)
@@ -294,8 +290,7 @@ class CAQUBOCallback(Callback):
         if len(su) > max_samples:
             pick = rng.choice(len(su), max_samples, replace=False)
             su, si, y = su[pick], si[pick], y[pick]
-        counts = np.asarray(sp.csr_matrix(dm.train) @ F)  # (users, n)
-        return F[si] * counts[su], y
+        return model.one_feature_scores(su, si), y
 
     def _retrain(self, model, keep: np.ndarray) -> float:
         """Fit a fresh copy of the model using only the selected features; its test nDCG@10."""

@@ -58,6 +58,16 @@ class ItemKNNCBFModule(FeatureRankingModule):
         scores = torch.from_numpy(np.asarray(rows.astype(np.float64) @ W.numpy()))
         return scores.to(self.device)
 
+    def one_feature_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """QUBO-Boosting's weak models, exactly: this Item-KNN (same k and shrink) refitted on each single
+        feature, scored on the (user, item) samples."""
+        F = self.dm.features.matrix.toarray().astype(np.float64)
+        out = np.empty((len(users), F.shape[1]))
+        for i in range(F.shape[1]):
+            scores = self.train_csr @ itemknn_weights(F[:, i : i + 1], self.k, self.shrink)  # (users, items)
+            out[:, i] = np.asarray(scores)[users, items]
+        return out
+
     def counterfactual(self, split: str = "val", top_l: int = 40):
         """The exact incremental Item-KNN evaluator (:class:`qrec.selection.ItemKNNCounterfactual`)."""
         from qrec.selection import ItemKNNCounterfactual

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -144,7 +145,17 @@ class FeatureRankingModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._eval_end("test")
 
-    # --- CAQUBO hook --------------------------------------------------------------------------
+    # --- CAQUBO hooks -------------------------------------------------------------------------
+    def one_feature_scores(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(samples, n) scores of QUBO-Boosting's weak models, one per feature, on (user, item) samples.
+
+        Default (neural models, where refitting once per feature is too costly): ``f_ji ·`` the number of
+        the user's training items with feature i, i.e. one-feature Item-KNN without top-k pruning.
+        """
+        F = self.dm.features.matrix.toarray()
+        counts = np.asarray(sp.csr_matrix(self.dm.train) @ F)  # (users, n)
+        return F[items] * counts[users]
+
     def counterfactual(self, split: str = "val", top_l: int = 40):
         """An evaluator of nDCG@10 under feature masks (``evaluate(masked)``, ``brute_force(keep)``).
 

@@ -188,3 +188,17 @@ def test_callback_on_a_neural_model_with_retrain(dm, tmp_path):
     result = json.loads((tmp_path / "selection.json").read_text())
     assert result["n_selected"] == 4 and result["info"]["evaluations"] == 8 + 28
     assert 0.0 <= result["test_ndcg_10_retrained"] <= 1.0
+
+
+def test_qubo_boosting_weak_models_are_item_knn_refitted_per_feature(dm):
+    """For Item-KNN, QUBO-Boosting's weak model i is the same model with only feature i kept."""
+    model = ItemKNNCBFModule(k=5, shrink=2.0)
+    model.attach(dm)
+    users, items = dm.train_pairs[0][:40], dm.train_pairs[1][:40]
+    H = model.one_feature_scores(users, items)
+    n = dm.features.matrix.shape[1]
+    for i in range(n):
+        keep = np.zeros(n, dtype=bool)
+        keep[i] = True
+        full = model.score(torch.as_tensor(users), keep=keep).numpy()
+        np.testing.assert_allclose(H[:, i], full[np.arange(len(users)), items])
