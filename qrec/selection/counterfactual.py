@@ -264,7 +264,8 @@ class RankingCache:
         self.excluded = self.train_u.astype(bool)
         self.rel = relevant[self.users].toarray()
         n_rel = self.rel.sum(1)
-        self.idcg = np.cumsum(dcg_weights(cutoff))[np.minimum(n_rel, cutoff) - 1]
+        self.weights = dcg_weights(cutoff)  # DCG weight of each rank position
+        self.idcg = np.cumsum(self.weights)[np.minimum(n_rel, cutoff) - 1]
         self.full_reranks = 0
         self.reset(np.asarray(scores, dtype=np.float64)[self.users])
 
@@ -281,14 +282,12 @@ class RankingCache:
         self.top_idx[r, p], self.top_key[r, p] = c, self.keys[r, c]
         self.pos_in_top = np.full((nu, n_items), -1, dtype=np.int32)
         self.pos_in_top[r, c] = p
+        # Unrounded scores of the cached items (−inf for padding), contiguous for the compiled kernels.
+        rows = np.arange(nu)[:, None]
+        self.top_raw = np.where(self.top_idx >= 0, self.raw[rows, np.maximum(self.top_idx, 0)], -np.inf)
         first = p < self.cutoff
         self.base_user_ndcg = self.user_ndcg(r[first], c[first], p[first])
         self.base = float(self.base_user_ndcg.mean())
-
-    def cached_raw(self) -> np.ndarray:
-        """(users_eval, top_l) unrounded scores of each user's cached items (−inf for padding), contiguous."""
-        rows = np.arange(len(self.users))[:, None]
-        return np.where(self.top_idx >= 0, self.raw[rows, np.maximum(self.top_idx, 0)], -np.inf)
 
     def metric_from_scores(self, scores_u: np.ndarray) -> float:
         """Reference: nDCG@cutoff of full (users_eval, items) scores."""
@@ -336,7 +335,7 @@ class RankingCache:
 
     def user_ndcg(self, rows: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """(users_eval,) nDCG of ranked (row, col, position) triples (DCG summed in rank order)."""
-        gains = self.rel[rows, cols] * dcg_weights(self.cutoff)[pos]
+        gains = self.rel[rows, cols] * self.weights[pos]
         return np.bincount(rows, weights=gains, minlength=len(self.users)) / self.idcg
 
 
@@ -425,8 +424,6 @@ class ItemKNNCounterfactual:
         self._ch_i = np.empty(size, dtype=np.int64)
         self._ch_j = np.empty(size, dtype=np.int64)
         self._ch_d = np.empty(size)
-        self._weights = dcg_weights(self.cache.cutoff)
-        self._top_raw = self.cache.cached_raw()
 
     def _evaluate_kernel(self, masked: np.ndarray) -> float:
         from qrec.selection._itemknn_kernel import evaluate_mask
@@ -450,12 +447,12 @@ class ItemKNNCounterfactual:
             self.user_items,
             c.raw,
             c.top_idx,
-            self._top_raw,
+            c.top_raw,
             c.top_key,
             c.pos_in_top,
             c.rel,
             c.idcg,
-            self._weights,
+            c.weights,
             c.base_user_ndcg,
             self._ch_i,
             self._ch_j,
@@ -614,10 +611,6 @@ class ItemLocalCounterfactual:
         self.cache = RankingCache(scores, train, relevant, cutoff, top_l)
         self.base, self.users = self.cache.base, self.cache.users
         self.backend = _pick_backend(backend)
-        if self.backend == "numba":
-            c = self.cache
-            self._top_raw = c.cached_raw()
-            self._weights = dcg_weights(c.cutoff)
 
     def _score(self, items: np.ndarray, keep: np.ndarray, n_users: int) -> np.ndarray:
         out = np.asarray(self.score_items(items, keep), dtype=np.float64)
@@ -649,7 +642,7 @@ class ItemLocalCounterfactual:
             from qrec.selection._itemknn_kernel import evaluate_block
 
             per_user, full = evaluate_block(items.astype(np.int64), np.ascontiguousarray(new), c.raw, c.top_idx,
-                                            self._top_raw, c.top_key, c.pos_in_top, c.rel, c.idcg, self._weights,
+                                            c.top_raw, c.top_key, c.pos_in_top, c.rel, c.idcg, c.weights,
                                             c.base_user_ndcg)  # fmt: skip
             c.full_reranks += full
             return float(per_user.mean())
