@@ -204,3 +204,20 @@ class ImplicitDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._users_loader("test")
+
+
+def implicit_datamodule(trainer, owner: str, example: str) -> ImplicitDataModule:
+    """The trainer's data module, set up, for a model that ranks implicit feedback.
+
+    Raises:
+        TypeError: it is not an :class:`ImplicitDataModule`; the message names ``owner`` and the
+            ``data=`` option (``example``) to use instead.
+    """
+    dm = trainer.datamodule
+    if not isinstance(dm, ImplicitDataModule):
+        raise TypeError(
+            f"{owner} ranks implicit feedback: it needs an ImplicitDataModule (data={example}), "
+            f"got {type(dm).__name__}."
+        )
+    dm.setup("fit")
+    return dm

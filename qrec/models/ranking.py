@@ -15,7 +15,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from qrec.data.implicit import ImplicitDataModule
+from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.metrics_ranking import ranking_metrics
 
 METRICS = ("ndcg", "recall", "hr")
@@ -50,14 +50,7 @@ class FeatureRankingModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self._built:
             return
-        dm = self.trainer.datamodule
-        if not isinstance(dm, ImplicitDataModule):
-            raise TypeError(
-                f"{type(self).__name__} ranks items from implicit feedback and item features; it needs an "
-                f"ImplicitDataModule (e.g. data=ml100k_kg150), got {type(dm).__name__}."
-            )
-        dm.setup(stage)
-        self.attach(dm)
+        self.attach(implicit_datamodule(self.trainer, type(self).__name__, "ml100k_kg150 or another feature set"))
 
     def attach(self, dm: ImplicitDataModule) -> None:
         """Register the feature buffers and build (also usable without a Trainer, e.g. in tests)."""

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qrec.data.datamodule import RatingsDataModule
-from qrec.data.implicit import ImplicitDataModule
+from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.data.splits import Split
 from qrec.metrics_ranking import ranking_metrics
 from qrec.quantum.projection import QuantumProjection, fidelity, fidelity_matrix, linear_head_params
@@ -151,14 +151,7 @@ class TwoTowerModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         if self._built:
             return
-        dm = self.trainer.datamodule
-        if not isinstance(dm, ImplicitDataModule):
-            raise TypeError(
-                f"TwoTowerModule ranks implicit feedback: it needs an ImplicitDataModule (data=ml100k_implicit, "
-                f"which model=two_tower sets), got {type(dm).__name__}."
-            )
-        dm.setup(stage)
-        self.build(dm)
+        self.build(implicit_datamodule(self.trainer, "TwoTowerModule", "ml100k_implicit, which model=two_tower sets"))
 
     def build(self, dm: ImplicitDataModule) -> None:
         """Create the towers (trainable embeddings, or frozen teacher factors in ``distill`` mode)."""
