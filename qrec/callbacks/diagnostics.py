@@ -37,7 +37,9 @@ class DissipationProbe(Callback):
     """Periodic Hessian / sparsity probe (see the module docstring).
 
     Args:
-        every_n_steps: probe interval in optimizer steps (> 0); step 1 is always probed.
+        every_n_steps: probe interval in optimizer steps (> 0); step 1 is always probed. The default
+            (200) keeps the probe under 10% of the two-tower's fit time (``bench/diagnostics.py``: one
+            probe of the qi head costs about 12 training steps).
         lanczos_steps: Krylov dimension per probe (each costs one Hessian-vector product).
         probes: random Lanczos start vectors per measurement.
         row_samples: Hessian rows sampled for the model-sparsity estimate (one HVP each), among the
@@ -54,7 +56,7 @@ class DissipationProbe(Callback):
 
     def __init__(
         self,
-        every_n_steps: int = 100,
+        every_n_steps: int = 200,
         lanczos_steps: int = 10,
         probes: int = 1,
         row_samples: int = 2,
@@ -249,6 +251,7 @@ class DissipationProbe(Callback):
             "steps_where_conditions_hold": holding,
             "probed_steps": steps,
             "total_steps": total_steps,
+            "every_n_steps": self.every_n_steps,
             "probe_seconds": self.probe_seconds,
             "cost_estimate": cost,
             "thresholds": vars(self.thresholds),

@@ -4,9 +4,10 @@
 and an optional item bias ``b_i``:
 
 - ``head=linear``: ``nn.Linear(dim, out_dim)``, cosine similarity, ``f(s) = s / temperature``;
-- ``head=qi``: :class:`qrec.quantum.projection.QuantumProjection` (``dim / 2`` qubits -> ``n_qubits_out``)
-  and fidelity ``F = |<psi_u|psi_i>|^2``, ``f(F) = log(F + eps)``. An ``m``-qubit head is compared with
-  a linear head of ``out_dim = 2m`` (the real numbers that describe ``m`` Bloch vectors).
+- ``head=qi``: :class:`qrec.quantum.projection.QuantumProjection` (``dim / 2`` qubits -> ``m = n_qubits_out``)
+  and fidelity ``F = |<psi_u|psi_i>|^2``, ``f(F) = F^(1/m) / temperature`` (:func:`fidelity_score`): monotone
+  in ``F``, so items are ranked by fidelity. An ``m``-qubit head is compared with a linear head of
+  ``out_dim = 2m`` (the real numbers that describe ``m`` Bloch vectors).
 
 Modes:
 
@@ -71,6 +72,25 @@ def fit_als_factors(dm: ImplicitDataModule, rank: int, reg: float, sweeps: int) 
     return teacher.user_factors.detach().clone(), teacher.item_factors.detach().clone()
 
 
+def fidelity_score(
+    fid: torch.Tensor, n_qubits: int, temperature: float, link: str = "root", eps: float = 1e-12
+) -> torch.Tensor:
+    """BPR logit of an ``n_qubits``-qubit fidelity ``F``; monotone in ``F`` (items are ranked by fidelity).
+
+    - ``link="root"``: ``F^(1/n_qubits) / temperature``. Comparable with the linear head's
+      ``cosine / temperature``: for product states it is the geometric mean of the per-qubit fidelities, in
+      [0, 1] whatever the number of qubits, where ``F`` itself falls like ``2^-m`` (``F / t`` gave near-zero
+      BPR gradients). Computed in the log domain, ``exp(log(F + eps) / m)``.
+    - ``link="log"``: ``log(F + eps) / temperature``: unbounded below, so one badly aligned qubit dominates
+      the logit. Kept for the ablation (``bench/diagnostics.py --ablation``): it trails ``root`` on
+      validation nDCG@10.
+    """
+    log_fid = torch.log(fid + eps)
+    if link == "root":
+        return torch.exp(log_fid / n_qubits) / temperature
+    return log_fid / temperature
+
+
 class TwoTowerModule(L.LightningModule):
     """Two-tower recommender (see the module docstring).
 
@@ -80,12 +100,13 @@ class TwoTowerModule(L.LightningModule):
         out_dim: linear head output size.
         n_qubits_out: qi head kept qubits (``<= dim / 2``).
         layers, gate, share_weights, encoding: the qi circuit, see ``QuantumProjection``.
-        temperature: linear head: scores are cosine similarities divided by this.
-        fidelity_eps: qi head: scores are ``log(fidelity + fidelity_eps)``.
+        temperature: scores are the head's similarity (cosine, or the fidelity's m-th root) divided by this.
+        fidelity_link: qi head: ``"root"`` or ``"log"``, see :func:`fidelity_score`.
+        fidelity_eps: qi head: added to the fidelity before its log (keeps the gradient finite at 0).
         lr, weight_decay: Adam.
         embed_reg: L2 on the embeddings (and item biases) of each batch (BPR's usual regulariser).
         item_bias: ``bpr``: add a learned item bias to the score (popularity), the same for both heads.
-        init_std: embedding initialisation std (``head=qi`` with angle encoding does better with ~0.5).
+        init_std: embedding initialisation std.
         mode: ``"bpr"`` or ``"distill"``.
         teacher_ckpt: ``distill``: a ``model=als`` checkpoint (its ``user_factors``/``item_factors``); if None
             ``ALSModule(rank=dim)`` is fitted here on the training ratings.
@@ -105,9 +126,10 @@ class TwoTowerModule(L.LightningModule):
         layers: int = 1,
         gate: str = "su4",
         share_weights: bool = True,
-        encoding: str = "angle",
+        encoding: str = "sigmoid",
         temperature: float = 0.3,
-        fidelity_eps: float = 1e-6,
+        fidelity_link: str = "root",
+        fidelity_eps: float = 1e-12,
         lr: float = 1e-2,
         weight_decay: float = 0.0,
         embed_reg: float = 1e-4,
@@ -127,6 +149,8 @@ class TwoTowerModule(L.LightningModule):
             raise ValueError(f"model.dim={dim} must be positive.")
         if head not in ("linear", "qi"):
             raise ValueError(f"model.head={head!r} must be 'linear' or 'qi'.")
+        if fidelity_link not in ("root", "log"):
+            raise ValueError(f"model.fidelity_link={fidelity_link!r} must be 'root' or 'log'.")
         if mode not in ("bpr", "distill"):
             raise ValueError(f"model.mode={mode!r} must be 'bpr' or 'distill'.")
         if temperature <= 0 or distill_temperature <= 0 or fidelity_eps <= 0:
@@ -195,12 +219,10 @@ class TwoTowerModule(L.LightningModule):
         return z if self.hparams.head == "qi" else F.normalize(z, dim=-1)
 
     def _to_score(self, sims: torch.Tensor) -> torch.Tensor:
-        """Similarity -> logit. qi: ``log(F + eps)``, monotone in the fidelity ``F`` (same ranking), so BPR's
-        ``sigmoid(s_pos - s_neg)`` is the Bradley-Terry ``F_pos / (F_pos + F_neg)``. Fidelities of
-        m-qubit states are ~2^-m apart from their maximum, and ``F / temperature`` gave near-zero BPR
-        gradients (test nDCG@10 0.04 after 5 epochs)."""
+        """Similarity -> logit: ``cosine / temperature`` (linear) or :func:`fidelity_score` (qi)."""
         if self.hparams.head == "qi":
-            return torch.log(sims + self.hparams.fidelity_eps)
+            hp = self.hparams
+            return fidelity_score(sims, hp.n_qubits_out, hp.temperature, hp.fidelity_link, hp.fidelity_eps)
         return sims / self.hparams.temperature
 
     def score(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:

@@ -4,8 +4,9 @@ import json
 import math
 
 import pytest
+import torch
 
-from qrec.models.two_tower import TwoTowerModule
+from qrec.models.two_tower import TwoTowerModule, fidelity_score
 from qrec.pipeline import run
 
 FAST = (
@@ -75,6 +76,7 @@ def test_probe_runs_on_two_tower_and_writes_json(make_cfg, tmp_path):
         ({"head": "mlp"}, "head"),
         ({"mode": "finetune"}, "mode"),
         ({"temperature": 0.0}, "temperature"),
+        ({"fidelity_link": "exp"}, "fidelity_link"),
     ],
 )
 def test_bad_configurations_fail_at_construction(kwargs, match):
@@ -103,3 +105,19 @@ def test_distillation_teacher_never_sees_held_out_interactions(monkeypatch):
     held_out = set(zip(*(dm.val + dm.test).nonzero()))
     assert seen["train"] and not seen["train"] & held_out
     assert len(seen["train"]) == len(dm.table.ratings) - len(held_out)
+
+
+@pytest.mark.parametrize("link", ["root", "log"])
+def test_fidelity_score_ranks_like_the_fidelity_and_has_finite_gradients(link):
+    fid = torch.tensor([0.0, 1e-9, 0.003, 0.2, 1.0], requires_grad=True)
+    score = fidelity_score(fid, n_qubits=8, temperature=0.2, link=link)
+    assert torch.all(score[1:] > score[:-1])  # strictly monotone: the ranking is the fidelity's
+    score.sum().backward()
+    assert torch.isfinite(fid.grad).all()
+
+
+def test_root_fidelity_score_is_the_geometric_mean_of_per_qubit_fidelities():
+    per_qubit = torch.tensor([[0.9, 0.5, 0.2, 0.7]])
+    score = fidelity_score(per_qubit.prod(-1), n_qubits=4, temperature=0.5)
+    assert torch.allclose(score * 0.5, per_qubit.log().mean(-1).exp())
+    assert fidelity_score(torch.tensor(1.0), n_qubits=8, temperature=0.2) == pytest.approx(5.0)
