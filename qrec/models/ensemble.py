@@ -54,14 +54,15 @@ class EnsembleModule(ClosedFormModule):
             self.members.append(member.requires_grad_(False))
             self.extra_metrics[f"member/{name}/cached"] = cached
         val = [m.predict_clipped(dm.val.users, dm.val.items).double().numpy() for m in self.members]
+        target = dm.val.ratings.double().numpy()
         if hp.weights == "val":
-            w, _ = nnls(np.stack(val, 1), dm.val.ratings.double().numpy())
+            w, _ = nnls(np.stack(val, 1), target)
         else:
             w = np.full(len(val), 1.0 / len(val))
         self.register_buffer("weights", torch.tensor(w, dtype=torch.float32))
         for name, value, pred in zip(hp.members, w, val):
             self.extra_metrics[f"member/{name}/weight"] = float(value)
-            rmse = np.sqrt(((pred - dm.val.ratings.double().numpy()) ** 2).mean())
+            rmse = np.sqrt(((pred - target) ** 2).mean())
             self.extra_metrics[f"member/{name}/val_rmse"] = float(rmse)
 
     def fit_step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -146,7 +145,7 @@ class FeatureRankingModule(L.LightningModule):
         the user's training items with feature i, i.e. one-feature Item-KNN without top-k pruning.
         """
         F = self.dm.features.matrix.toarray()
-        counts = np.asarray(sp.csr_matrix(self.dm.train) @ F)  # (users, n)
+        counts = np.asarray(self.dm.train @ F)  # (users, n)
         return F[items] * counts[users]
 
     def counterfactual(self, split: str = "val", top_l: int = 40):
