@@ -3,6 +3,7 @@
 import json
 import math
 
+import lightning as L
 import pytest
 import torch
 
@@ -63,6 +64,7 @@ def test_probe_runs_on_two_tower_and_writes_json(make_cfg, tmp_path):
     run(cfg)
     report = json.loads((tmp_path / "diagnostics.json").read_text())
     assert report["applicable"] and report["probed_steps"] == [1]
+    assert report["probe_seconds"] > 0 and report["report_seconds"] > 0  # the bench's overhead inputs
     assert (tmp_path / "diagnostics.png").is_file()
     record = report["records"][0]
     assert record["lambda_max"] >= record["lambda_min"] and 0.0 <= record["neg_fraction"] <= 1.0
@@ -77,11 +79,29 @@ def test_probe_runs_on_two_tower_and_writes_json(make_cfg, tmp_path):
         ({"mode": "finetune"}, "mode"),
         ({"temperature": 0.0}, "temperature"),
         ({"fidelity_link": "exp"}, "fidelity_link"),
+        ({"lr_schedule": "step"}, "lr_schedule"),
     ],
 )
 def test_bad_configurations_fail_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TwoTowerModule(**kwargs)
+
+
+def test_cosine_schedule_anneals_to_zero_over_max_epochs_and_needs_a_budget():
+    model = TwoTowerModule(lr=0.02)
+    model.trainer = L.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    config = model.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]
+    lrs = [optimizer.param_groups[0]["lr"]]
+    for _ in range(4):
+        optimizer.step()
+        scheduler.step()
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs[0] == 0.02 and all(a > b for a, b in zip(lrs, lrs[1:])) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    model.trainer = L.Trainer(max_epochs=-1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    with pytest.raises(ValueError, match="lr_schedule=constant"):
+        model.configure_optimizers()
+    assert isinstance(TwoTowerModule(lr_schedule="constant").configure_optimizers(), torch.optim.Adam)
 
 
 def test_distillation_teacher_never_sees_held_out_interactions(monkeypatch):
