@@ -3,7 +3,7 @@
     python bench/diagnostics.py                      # overhead + experiment (3 seeds, full and 10% data)
     python bench/diagnostics.py --skip-experiment    # overhead only
     python bench/diagnostics.py --epochs 20 --seeds 0 1 2 --fractions 1.0 0.1
-    python bench/diagnostics.py --ablation           # how the qi settings were chosen (seed 0, validation)
+    python bench/diagnostics.py --ablation           # how both heads' settings were chosen (seed 0, validation)
 
 1. Overhead: the same two-tower run (``experiment=two_tower`` / ``two_tower_qi``) with
    ``callbacks=default`` and with ``callbacks=diagnostics`` at the probe's default interval,
@@ -12,7 +12,7 @@
 2. Experiment: test nDCG@10 (model selected on val nDCG@10 by the default checkpoint callback), mean and
    std over seeds, for ``head=linear`` and ``head=qi``, on the full training split and on a random
    ``train_fraction`` of it. Prints a table and writes ``bench/results/diagnostics.json``.
-3. ``--ablation`` (only): the choices behind ``experiment=two_tower_qi``, seed 0, full data, best
+3. ``--ablation`` (only): the choices behind ``experiment=two_tower_qi`` and ``two_tower``, seed 0, full data, best
    validation nDCG@10 (what the choice was made on; test shown alongside): each head's default, then the
    encoding, the fidelity's link to the BPR logit, the learning-rate schedule, temperature and lr changed
    one at a time.
@@ -203,6 +203,12 @@ def popularity(seeds: list[int], fractions: list[float]) -> list[dict]:
     return rows
 
 
+def save(out: Path, result: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"\nwrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -217,18 +223,16 @@ def main() -> None:
     parser.add_argument("--qi-layers", type=int, nargs="+", default=[1], help="qi heads to compare (brick layers)")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-experiment", action="store_true")
-    parser.add_argument("--ablation", action="store_true", help="only the qi settings ablation (seed 0)")
+    parser.add_argument("--ablation", action="store_true", help="only the settings ablation of both heads (seed 0)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "diagnostics.json"))
     args = parser.parse_args()
 
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.is_file() else {}
     if args.ablation:
-        print(f"qi settings ablation, seed 0, best validation nDCG@10 ({args.epochs} epochs max)")
+        print(f"settings ablation of both heads, seed 0, best validation nDCG@10 ({args.epochs} epochs max)")
         result["ablation"] = ablation(args.epochs)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str))
-        print(f"\nwrote {out}")
+        save(out, result)
         return
     if not args.skip_overhead:
         result["overhead"] = [
@@ -249,8 +253,7 @@ def main() -> None:
                 f"{r['overhead_wall_median']:12.1%} {r['noise_without']:9.1%}"
             )
             print(f"       {r['statement']}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str))
+        save(out, result)  # before the long experiment, so an interrupted run keeps it
     result["popularity"] = popularity(args.seeds, args.fractions)
     print("\npopularity reference, test nDCG@10:")
     for r in result["popularity"]:
@@ -277,9 +280,7 @@ def main() -> None:
                 f"{r['mean']:.4f} ± {r['std']:.4f} {rel:+9.1%} {r['fit_s_mean']:6.0f}"
             )
         print("target (full data): qi within -5% of linear at >= 16x fewer head parameters")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2, default=str))
-    print(f"\nwrote {out}")
+    save(out, result)
 
 
 if __name__ == "__main__":
