@@ -112,6 +112,7 @@ def experiment(
                 ndcg = metrics["test/ndcg_10"]
                 print(f"  {label:6s} fraction={fraction} seed={seed} test/ndcg_10={ndcg:.4f}", flush=True)
             ndcg = [m["test/ndcg_10"] for m in runs]
+            val = [m["val/ndcg_10"] for m in runs]  # of the checkpoint chosen on it: what budgets are picked on
             rows.append(
                 {
                     "train_fraction": fraction,
@@ -121,6 +122,8 @@ def experiment(
                     "test_ndcg_10": ndcg,
                     "mean": statistics.mean(ndcg),
                     "std": statistics.stdev(ndcg) if len(ndcg) > 1 else 0.0,
+                    "val_ndcg_10": val,
+                    "val_mean": statistics.mean(val),
                     "head_params": runs[0]["head_params"],
                     "linear_head_params_same_out": runs[0]["linear_head_params_same_out"],
                     "fit_s_mean": statistics.mean(m["fit_s"] for m in runs),
@@ -220,7 +223,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.1])
     parser.add_argument("--patience", type=int, default=3, help="early stopping patience (callbacks=default: 3)")
-    parser.add_argument("--qi-layers", type=int, nargs="+", default=[1], help="qi heads to compare (brick layers)")
+    parser.add_argument(
+        "--qi-layers", type=int, nargs="*", default=[1], help="qi heads to compare (brick layers); none: linear only"
+    )
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-experiment", action="store_true")
     parser.add_argument("--ablation", action="store_true", help="only the settings ablation of both heads (seed 0)")
@@ -271,12 +276,15 @@ def main() -> None:
             f"\nqi vs linear head, test nDCG@10, mean ± std over seeds {args.seeds} "
             f"({args.epochs} epochs max, early stopping patience {args.patience})"
         )
-        print(f"{'train_fraction':>14s} {'head':12s} {'params':>6s} {'nDCG@10':>16s} {'vs linear':>9s} {'fit_s':>6s}")
+        print(
+            f"{'train_fraction':>14s} {'head':12s} {'params':>6s} {'val nDCG@10':>11s} {'test nDCG@10':>16s} "
+            f"{'vs linear':>9s} {'fit_s':>6s}"
+        )
         linear = {r["train_fraction"]: r["mean"] for r in result["experiment"] if r["head"] == "linear"}
         for r in result["experiment"]:
             rel = r["mean"] / linear[r["train_fraction"]] - 1
             print(
-                f"{r['train_fraction']:14.2f} {r['head']:12s} {int(r['head_params']):6d} "
+                f"{r['train_fraction']:14.2f} {r['head']:12s} {int(r['head_params']):6d} {r['val_mean']:11.4f} "
                 f"{r['mean']:.4f} ± {r['std']:.4f} {rel:+9.1%} {r['fit_s_mean']:6.0f}"
             )
         print("target (full data): qi within -5% of linear at >= 16x fewer head parameters")
