@@ -87,10 +87,11 @@ def overhead(epochs: int, head: str, repeats: int) -> dict:
 
 
 def experiment(
-    epochs: int, seeds: list[int], fractions: list[float], patience: int, qi_layers: list[int]
+    epochs: int, seeds: list[int], fractions: list[float], patience: int, qi_layers: list[int], extra: list[str]
 ) -> list[dict]:
-    heads = [("linear", "linear", [])] + [
-        ("qi" if layers == 1 else f"qi_{layers}layers", "qi", [f"model.layers={layers}"]) for layers in qi_layers
+    heads = [("linear", "linear", [*extra])] + [
+        ("qi" if layers == 1 else f"qi_{layers}layers", "qi", [f"model.layers={layers}", *extra])
+        for layers in qi_layers
     ]
     rows = []
     for fraction in fractions:
@@ -226,6 +227,7 @@ def main() -> None:
     parser.add_argument(
         "--qi-layers", type=int, nargs="*", default=[1], help="qi heads to compare (brick layers); none: linear only"
     )
+    parser.add_argument("--set", nargs="*", default=[], help="extra overrides for both heads, e.g. model.lr=0.01")
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--skip-experiment", action="store_true")
     parser.add_argument("--ablation", action="store_true", help="only the settings ablation of both heads (seed 0)")
@@ -264,13 +266,16 @@ def main() -> None:
     for r in result["popularity"]:
         print(f"  fraction {r['train_fraction']:.2f}: {r['mean']:.4f} ± {r['std']:.4f}")
     if not args.skip_experiment:
-        result["experiment"] = experiment(args.epochs, args.seeds, args.fractions, args.patience, args.qi_layers)
+        result["experiment"] = experiment(
+            args.epochs, args.seeds, args.fractions, args.patience, args.qi_layers, args.set
+        )
         result["experiment_config"] = {
             "epochs": args.epochs,
             "seeds": args.seeds,
             "fractions": args.fractions,
             "patience": args.patience,
             "qi_layers": args.qi_layers,
+            "overrides": args.set,
         }
         print(
             f"\nqi vs linear head, test nDCG@10, mean ± std over seeds {args.seeds} "

@@ -36,7 +36,7 @@ def configurations(paths: list[Path]) -> list[dict]:
                 continue
             if "val_mean" not in row:
                 raise SystemExit(f"{path}: no validation scores (written before they were recorded); rerun it.")
-            key = (row["head"], config["epochs"], config["patience"])
+            key = (row["head"], config["epochs"], config["patience"], *row.get("overrides", []))
             if key in seen:
                 continue
             seen.add(key)
@@ -56,18 +56,22 @@ def main() -> None:
     families = sorted({r["family"] for r in rows})
     if families != ["linear", "qi"]:
         raise SystemExit(f"need results for both heads, found {families or 'none'} in {args.results}.")
-    print(f"{'head':12s} {'params':>6s} {'epochs':>6s} {'patience':>8s} {'val nDCG@10':>11s} {'test nDCG@10':>16s}")
+    print(
+        f"{'head':12s} {'params':>6s} {'epochs':>6s} {'patience':>8s} {'val nDCG@10':>11s} {'test nDCG@10':>16s}  "
+        "overrides"
+    )
     for r in sorted(rows, key=lambda r: (r["family"], r["head"], r["epochs"])):
         print(
             f"{r['head']:12s} {int(r['head_params']):6d} {r['epochs']:6d} {r['patience']:8d} "
-            f"{r['val_mean']:11.4f} {r['mean']:.4f} ± {r['std']:.4f}"
+            f"{r['val_mean']:11.4f} {r['mean']:.4f} ± {r['std']:.4f}  {' '.join(r.get('overrides', []))}"
         )
     chosen = {f: max((r for r in rows if r["family"] == f), key=lambda r: r["val_mean"]) for f in families}
     gap = chosen["qi"]["mean"] / chosen["linear"]["mean"] - 1
     ratio = chosen["linear"]["head_params"] / chosen["qi"]["head_params"]
     print("\nchosen on validation:")
     for f, r in chosen.items():
-        print(f"  {f:6s} {r['head']} at {r['epochs']} epochs: test {r['mean']:.4f} ± {r['std']:.4f}")
+        extra = "".join(f", {o}" for o in r.get("overrides", []) if not o.startswith("model.layers="))
+        print(f"  {f:6s} {r['head']} at {r['epochs']} epochs{extra}: test {r['mean']:.4f} ± {r['std']:.4f}")
     print(f"qi vs linear: {gap:+.1%} at {ratio:.1f}x fewer head parameters (target: within -5% at >= 16x)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"configurations": rows, "chosen": chosen, "qi_vs_linear": gap,
