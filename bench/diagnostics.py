@@ -169,7 +169,7 @@ def ablation(epochs: int) -> list[dict]:
             "setting": label,
             "head": head,
             "overrides": overrides,
-            "val_ndcg_10": metrics["optimized"],
+            "val_ndcg_10": metrics["val/ndcg_10"],
             "test_ndcg_10": metrics["test/ndcg_10"],
             "epochs_run": metrics["epochs"],
         }

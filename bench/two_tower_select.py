@@ -1,9 +1,9 @@
 """Each two-tower head at its validation-chosen training budget, from ``bench/diagnostics.py`` results.
 
-The cosine schedule ties the learning rate to ``trainer.max_epochs``, so the budget (and, for qi, the
-number of brick layers) is a hyperparameter like the temperature: this picks, for each head, the
-configuration with the best mean validation nDCG@10 over seeds among the result files given, and reports
-its test nDCG@10. Full training data only.
+The cosine schedule ties the learning rate to ``trainer.max_epochs``, so the budget is a hyperparameter like
+the temperature: this picks, for each head, the configuration (budget, patience and the run's overrides: qi
+brick layers, ``--set`` values such as the lr) with the best mean validation nDCG@10 over seeds among the
+result files given, and reports its test nDCG@10. Full training data only.
 
     python bench/diagnostics.py --skip-overhead                                   # 20 epochs (default)
     python bench/diagnostics.py --skip-overhead --epochs 60 --patience 10 --fractions 1.0 \\
@@ -36,7 +36,7 @@ def configurations(paths: list[Path]) -> list[dict]:
                 continue
             if "val_mean" not in row:
                 raise SystemExit(f"{path}: no validation scores (written before they were recorded); rerun it.")
-            key = (row["head"], config["epochs"], config["patience"], *row.get("overrides", []))
+            key = (row["head"], config["epochs"], config["patience"], *row["overrides"])
             if key in seen:
                 continue
             seen.add(key)
@@ -63,14 +63,14 @@ def main() -> None:
     for r in sorted(rows, key=lambda r: (r["family"], r["head"], r["epochs"])):
         print(
             f"{r['head']:12s} {int(r['head_params']):6d} {r['epochs']:6d} {r['patience']:8d} "
-            f"{r['val_mean']:11.4f} {r['mean']:.4f} ± {r['std']:.4f}  {' '.join(r.get('overrides', []))}"
+            f"{r['val_mean']:11.4f} {r['mean']:.4f} ± {r['std']:.4f}  {' '.join(r['overrides'])}"
         )
     chosen = {f: max((r for r in rows if r["family"] == f), key=lambda r: r["val_mean"]) for f in families}
     gap = chosen["qi"]["mean"] / chosen["linear"]["mean"] - 1
     ratio = chosen["linear"]["head_params"] / chosen["qi"]["head_params"]
     print("\nchosen on validation:")
     for f, r in chosen.items():
-        extra = "".join(f", {o}" for o in r.get("overrides", []) if not o.startswith("model.layers="))
+        extra = "".join(f", {o}" for o in r["overrides"] if not o.startswith("model.layers="))
         print(f"  {f:6s} {r['head']} at {r['epochs']} epochs{extra}: test {r['mean']:.4f} ± {r['std']:.4f}")
     print(f"qi vs linear: {gap:+.1%} at {ratio:.1f}x fewer head parameters (target: within -5% at >= 16x)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
