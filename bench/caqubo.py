@@ -3,7 +3,7 @@
     python bench/caqubo.py                 # kg150 full analysis, kg500 on a sample of pairs, SA n=500
     python bench/caqubo.py --full500       # also the full kg500 analysis (125,250 pairs; long)
     python bench/caqubo.py --quick         # small samples only (smoke run)
-    python bench/caqubo.py --collect DIR   # table of every selection.json under DIR (Table 1 shape)
+    python bench/caqubo.py --collect DIR [DIR ...] [--grid] [--out F]  # Table 1, solver × K chosen on validation
     python bench/caqubo.py --stability RUN_DIR/caqubo_q.npy  # energy spread vs reads and problem size
 
 Prints a table and writes bench/results/caqubo.json. Numbers depend on machine load: the script
@@ -125,46 +125,6 @@ def sa_benchmark(n: int = 500, k: int = 450, reads: int = 100, seed: int = 0) ->
     }
 
 
-def collect(root: Path) -> None:
-    """Mean (± std over seeds) test nDCG@10 per model × method × solver × K from selection.json files.
-
-    "vs all" is the mean over the same runs of (selected / all features − 1), so cells with different
-    seeds are never compared with another cell's baseline.
-    """
-    from collections import defaultdict
-
-    cells: dict[tuple, list[tuple[float, float, int]]] = defaultdict(list)
-    timing: dict[tuple, list[float]] = defaultdict(list)
-    for path in sorted(root.rglob("selection.json")):
-        result = json.loads(path.read_text())
-        key = (result["model"], result["data"])
-        if result.get("counterfactual_s"):
-            timing[key].append(result["counterfactual_s"])
-        for run in result["sweep"]:
-            k = "all" if run["k"] is None else run["k"]
-            cells[(*key, run["method"], run["solver"], k)].append(
-                (run["test_ndcg_10_selected"], run["test_ndcg_10_all"], run["n_selected"], run["n_selected"] == 0)
-            )
-    if not cells:
-        raise SystemExit(f"No selection.json under {root}.")
-    print(
-        f"{'model':<18} {'data':<7} {'method':<14} {'solver':<9} {'K':>4} {'kept':>5} "
-        f"{'test nDCG@10':>14} {'all feats':>9} {'vs all':>8} seeds"
-    )
-    for key in sorted(cells, key=str):
-        sel, base, kept, empty = (np.array(v, dtype=float) for v in zip(*cells[key]))
-        # No feature kept: a content model then scores every item alike, and the ranking is the tie order
-        # (item index), not a feature selection result.
-        note = f"  {int(empty.sum())} run(s) kept no feature: degenerate" if empty.any() else ""
-        print(
-            f"{key[0]:<18} {key[1]:<7} {key[2]:<14} {key[3]:<9} {key[4]!s:>4} {kept.mean():>5.0f} "
-            f"{sel.mean():>8.4f}±{sel.std():.4f} {base.mean():>9.4f} {100 * np.mean(sel / base - 1):>+7.1f}% "
-            f"{len(sel)}{note}"
-        )
-    for key, vals in timing.items():
-        print(f"counterfactual: {key[0]} {key[1]} {np.mean(vals):.0f} s mean over {len(vals)} runs")
-
-
 def stability(q_path: Path, reads=(10, 100, 1000), sizes=(50, 100, 150), seed: int = 0) -> None:
     """The paper's stability study: SA energy distribution vs number of reads and problem size.
 
@@ -226,11 +186,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="samples only (smoke run)")
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--skip-full150", action="store_true", help="estimate kg150 from a sample too")
-    parser.add_argument("--collect", type=Path, help="aggregate selection.json files under this folder")
+    parser.add_argument("--collect", type=Path, nargs="+", help="multirun folders: Table 1 chosen on validation")
+    parser.add_argument("--out", type=Path, help="--collect: also write the table here (and its .json beside it)")
+    parser.add_argument("--grid", action="store_true", help="--collect: also print the full test grid (reference)")
     parser.add_argument("--stability", type=Path, help="caqubo_q.npy of a run: energy spread study")
     args = parser.parse_args()
     if args.collect:
-        collect(args.collect)
+        from caqubo_collect import collect  # bench/ is on sys.path when this script runs
+
+        collect(args.collect, args.out, args.grid)
         return
     if args.stability:
         stability(args.stability)
