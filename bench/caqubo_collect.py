@@ -116,7 +116,7 @@ def table(cells: dict[tuple, Cell], timing: dict[tuple, list[float]], grid: bool
         overall = chosen.get((model, data, "*"))
         seed_sets = {tuple(sorted(c.seeds)) for key, c in cells.items() if key[:2] == (model, data)}
         if len(seed_sets) > 1:
-            lines.append(f"WARNING {model} {data}: cells hold different seeds {sorted(seed_sets)}; means differ in seeds.")
+            lines.append(f"WARNING {model} {data}: cells hold different seeds {sorted(seed_sets)}.")
         any_cell = next(c for key, c in cells.items() if key[:2] == (model, data))
         lines.append(
             f"{model:<18} {data:<7} {'all features':<14} {'-':<9} {'-':>4} {_fmt(any_cell.val_all):>15} "
