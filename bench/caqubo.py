@@ -4,7 +4,8 @@
     python bench/caqubo.py --full500       # also the full kg500 analysis (125,250 pairs; long)
     python bench/caqubo.py --quick         # small samples only (smoke run)
     python bench/caqubo.py --collect DIR [DIR ...] [--grid] [--out F]  # Table 1, solver × K chosen on validation
-    python bench/caqubo.py --stability RUN_DIR/caqubo_q.npy  # energy spread vs reads and problem size
+    python bench/caqubo.py --stability RUN_DIR/caqubo_q.npy [--quick] [--out F.json]  # SA energy spread
+    python bench/caqubo.py --plot bench/results/caqubo_stability.json  # redraw that figure from its JSON
 
 Prints a table and writes bench/results/caqubo.json. Numbers depend on machine load: the script
 records the load average next to each timing. Targets (2-core CPU): kg150 ≤ 60 s, kg500 ≤ 15 min,
@@ -125,57 +126,78 @@ def sa_benchmark(n: int = 500, k: int = 450, reads: int = 100, seed: int = 0) ->
     }
 
 
-def stability(q_path: Path, reads=(10, 100, 1000), sizes=(50, 100, 150), seed: int = 0) -> None:
+def stability(
+    q_path: Path, reads=(10, 100, 1000), sizes=(50, 100, 150), seed: int = 0, out: Path | None = None
+) -> Path:
     """The paper's stability study: SA energy distribution vs number of reads and problem size.
 
-    Sub-problems are the leading ``n`` features of a saved Q, with K = 0.9·n (repaired samples).
-    Writes bench/results/caqubo_stability.{json,png}.
+    Sub-problems are the leading ``n`` features of a saved Q, solved twice: unconstrained (raw SA samples)
+    and with Σx = K = 0.9·n (samples repaired to K). Every sample's energy is kept in the JSON, so the
+    figure can be redrawn with ``--plot``. Writes ``out`` (default bench/results/caqubo_stability_new.json)
+    and the png beside it.
     """
+    from qrec.selection import solve
+
+    Q = np.load(q_path)
+    rows = []
+    for n in sizes:
+        if n > len(Q):
+            continue
+        sub = Q[:n, :n]
+        for k in (None, int(round(0.9 * n))):
+            for r in reads:
+                res = solve(sub, "sa", k=k, num_reads=r, seed=seed)
+                e = res.energies
+                rows.append({"n": n, "k": k, "reads": r, "best": float(e.min()), "mean": float(e.mean()),
+                             "std": float(e.std()), "raw_feasible": res.feasible_fraction, "solve_s": res.solve_s,
+                             "energies": e.tolist()})  # fmt: skip
+                print(
+                    f"n={n:>4} K={k!s:>4} reads={r:>5}: best {e.min():.5f} mean {e.mean():.5f} ± {e.std():.5f} "
+                    f"({res.solve_s:.1f} s)"
+                )
+    out = out or RESULTS.with_name("caqubo_stability_new.json")
+    out.write_text(json.dumps({"q": str(q_path), "seed": seed, "solver": "sa", "runs": rows}, indent=2))
+    plot_stability(out)
+    return out
+
+
+def plot_stability(json_path: Path) -> Path:
+    """One panel per problem size (rows: unconstrained, Σx = K): relative energy (E − E_best)/|E_best| of
+    every sample per number of reads, E_best the lowest energy seen for that size and constraint."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from qrec.selection import solve
-
-    Q = np.load(q_path)
-    rows, data, labels = [], [], []
-    for n in sizes:
-        if n > len(Q):
-            continue
-        sub = Q[:n, :n]
-        k = int(round(0.9 * n))
-        for r in reads:
-            res = solve(sub, "sa", k=k, num_reads=r, seed=seed)
-            e = res.energies
-            rows.append(
-                {
-                    "n": n,
-                    "k": k,
-                    "reads": r,
-                    "best": float(e.min()),
-                    "mean": float(e.mean()),
-                    "std": float(e.std()),
-                    "raw_feasible": res.feasible_fraction,
-                    "solve_s": res.solve_s,
-                }
-            )
-            data.append(e)
-            labels.append(f"n={n}\n{r} reads")
-            print(
-                f"n={n:>4} K={k:>4} reads={r:>5}: best {e.min():.4f} mean {e.mean():.4f} ± {e.std():.4f} "
-                f"({res.solve_s:.1f} s)"
-            )
-    fig, ax = plt.subplots(figsize=(1.1 * len(data) + 2, 4))
-    ax.boxplot(data)
-    ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=7)
-    ax.set_ylabel("energy xᵀQx (repaired to K)")
-    ax.set_title(f"SA energy spread: {q_path.parent.name}")
+    runs = json.loads(json_path.read_text())["runs"]
+    if not runs or "energies" not in runs[0]:
+        raise SystemExit(f"{json_path} holds no per-sample energies; re-run `--stability Q.npy` to record them.")
+    sizes = sorted({r["n"] for r in runs})
+    modes = sorted({r["k"] is not None for r in runs})
+    fig, axes = plt.subplots(len(modes), len(sizes), figsize=(3.2 * len(sizes), 3.0 * len(modes)), squeeze=False)
+    rng = np.random.default_rng(0)
+    for row, constrained in enumerate(modes):
+        for col, n in enumerate(sizes):
+            ax = axes[row, col]
+            cell = [r for r in runs if r["n"] == n and (r["k"] is not None) == constrained]
+            best = min(r["best"] for r in cell)
+            rel = [(np.asarray(r["energies"]) - best) / (abs(best) or 1.0) for r in cell]
+            ax.boxplot(rel, showfliers=False)
+            for i, values in enumerate(rel, start=1):  # every sample, so a zero spread is visible as such
+                ax.plot(i + rng.uniform(-0.15, 0.15, len(values)), values, ".", ms=2, alpha=0.4, color="C0")
+            ax.set_xticks(range(1, len(cell) + 1), [str(r["reads"]) for r in cell])
+            k = cell[0]["k"]
+            ax.set_title(f"n = {n}, " + (f"Σx = K = {k} (repaired)" if constrained else "unconstrained"), fontsize=9)
+            ax.set_xlabel("SA reads")
+            if col == 0:
+                ax.set_ylabel("(E − E_best) / |E_best|")
+    fig.suptitle(f"SA energy spread per sample ({Path(json.loads(json_path.read_text())['q']).parent.name})")
     fig.tight_layout()
-    out = RESULTS.with_name("caqubo_stability")
-    fig.savefig(out.with_suffix(".png"), dpi=120)
-    out.with_suffix(".json").write_text(json.dumps({"q": str(q_path), "runs": rows}, indent=2))
-    print(f"-> {out.with_suffix('.png')}")
+    png = json_path.with_suffix(".png")
+    fig.savefig(png, dpi=120)
+    plt.close(fig)
+    print(f"-> {png}")
+    return png
 
 
 def main() -> None:
@@ -187,17 +209,23 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--skip-full150", action="store_true", help="estimate kg150 from a sample too")
     parser.add_argument("--collect", type=Path, nargs="+", help="multirun folders: Table 1 chosen on validation")
-    parser.add_argument("--out", type=Path, help="--collect: also write the table here (and its .json beside it)")
+    parser.add_argument("--out", type=Path, help="--collect: also write the table here (and its .json beside it); "
+                        "--stability: the JSON to write (png beside it)")
     parser.add_argument("--grid", action="store_true", help="--collect: also print the full test grid (reference)")
     parser.add_argument("--stability", type=Path, help="caqubo_q.npy of a run: energy spread study")
+    parser.add_argument("--plot", type=Path, help="redraw the stability figure from its JSON (beside it)")
     args = parser.parse_args()
     if args.collect:
         from caqubo_collect import collect  # bench/ is on sys.path when this script runs
 
         collect(args.collect, args.out, args.grid)
         return
+    if args.plot:
+        plot_stability(args.plot)
+        return
     if args.stability:
-        stability(args.stability)
+        reads = (10, 100) if args.quick else (10, 100, 1000)
+        stability(args.stability, reads=reads, out=args.out)
         return
 
     rows = []

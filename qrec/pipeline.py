@@ -64,7 +64,7 @@ def run(cfg: DictConfig) -> dict:
     optimized = metrics.get(cfg.optimized_metric)
     if cfg.get("refit_on_val"):
         epochs = _best_epochs(trainer, best)
-        model, datamodule, refit_metrics = refit_on_val(cfg, epochs, out)
+        model, datamodule, refit_metrics = refit_on_val(cfg, epochs, out, model.refit_overrides())
         metrics = {(f"train_only/{key}" if key.startswith("test/") else key): value for key, value in metrics.items()}
         metrics.update(refit_metrics, refit_epochs=epochs)
     metrics.update(
@@ -92,17 +92,21 @@ def _best_epochs(trainer: L.Trainer, best: str | None) -> int:
     return max(trainer.current_epoch, 1)
 
 
-def refit_on_val(cfg: DictConfig, epochs: int, out: Path) -> tuple[L.LightningModule, L.LightningDataModule, dict]:
+def refit_on_val(
+    cfg: DictConfig, epochs: int, out: Path, overrides: dict | None = None
+) -> tuple[L.LightningModule, L.LightningDataModule, dict]:
     """A fresh model fitted on train ∪ validation for ``epochs`` epochs, then tested.
 
     Every choice (hyper-parameters, number of epochs) was already made on validation by the first fit;
     this final fit only adds the validation ratings to training, as the literature's u1..u5 protocol
-    does (train on the whole base fold, test once). No validation loop, early stopping or checkpoint.
+    does (train on the whole base fold, test once). No validation loop, early stopping or checkpoint;
+    ``overrides`` (the first model's ``refit_overrides()``: e.g. a hybrid's stage-1 epochs) are passed to
+    the model's constructor so its inner fits reuse the first fit's choices too.
     """
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = instantiate(cfg.data, train_on_val=True)
     datamodule.setup("fit")
-    model = instantiate(cfg.model)
+    model = instantiate(cfg.model, **(overrides or {}))
     trainer = instantiate(
         cfg.trainer, max_epochs=epochs, min_epochs=None, limit_val_batches=0, callbacks=[], logger=False,
         enable_checkpointing=False, default_root_dir=str(out / "refit"),

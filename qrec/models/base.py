@@ -40,6 +40,14 @@ class RatingModule(L.LightningModule):
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def refit_overrides(self) -> dict:
+        """Constructor arguments for the ``refit_on_val=true`` refit, taken from this validated fit.
+
+        The refit trains on train ∪ validation, so whatever this fit chose on validation besides the
+        head's epochs (a stage-1 model's epochs, ensemble weights) must be carried over, never re-chosen.
+        """
+        return {}
+
     # --- shared machinery -------------------------------------------------------------------
     def setup(self, stage: str) -> None:
         self.attach(self.trainer.datamodule)

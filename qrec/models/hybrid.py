@@ -103,6 +103,12 @@ class QuantumErrorLSTMModule(RatingModule):
             out[f"stage1/{name}_pred_min"], out[f"stage1/{name}_pred_max"] = float(pred.min()), float(pred.max())
         return out
 
+    def refit_overrides(self) -> dict:
+        """A staged hybrid's refit trains stage 1 for the epochs its validated stage 1 kept."""
+        if self.base is None or self.hparams.joint:
+            return {}
+        return {"base_epochs": self.base.stage1_epochs}
+
     def circuit_drawing(self) -> str | None:
         """The base circuit's drawing, if the base is a circuit (W&B logs it)."""
         drawing = getattr(self.base, "circuit_drawing", None)

@@ -66,8 +66,14 @@ def fit_or_load_base(
     A cache file is used only if its stored key equals the key of this config, data, seed and model source
     files; a file that cannot be read is reported and replaced by a fresh fit.
 
+    On a plain data module the fit early-stops on validation RMSE and keeps the best epoch's weights. When
+    ``dm.train_on_val`` is set (the ``refit_on_val=true`` refit) the validation ratings are training ratings,
+    so nothing may be chosen on them: the fit runs exactly ``epochs`` epochs (the caller passes the epochs
+    the first, validated fit recorded) with no validation loop, early stopping or checkpoint selection.
+
     Returns:
-        (fitted module in eval mode, whether it came from the cache).
+        (fitted module in eval mode, whether it came from the cache). ``module.stage1_epochs`` holds the
+        epochs its weights were trained for (the best epoch + 1 of a validated fit), what a refit must use.
     """
     config = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else dict(config)
     key = stage1_key(config, dm, seed, epochs, batch_size)
@@ -82,6 +88,7 @@ def fit_or_load_base(
             if blob.get("key") != key:
                 raise ValueError(f"stored key {blob.get('key')} != {key}")
             module.load_state_dict(blob["state_dict"])
+            module.stage1_epochs = int(blob.get("epochs", epochs))
             log.info("stage 1: reusing cached %s", path)
             return module.eval(), True
         except Exception as err:  # noqa: BLE001 - any unreadable cache means "retrain", never "crash"
@@ -91,15 +98,28 @@ def fit_or_load_base(
             module.attach(dm)
     base_dm = copy.copy(dm)
     base_dm.batch_size = batch_size
+    module.stage1_epochs = _train(module, base_dm, epochs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    torch.save({"key": key, "state_dict": module.state_dict(), "epochs": module.stage1_epochs}, partial)
+    partial.replace(path)  # atomic: a crash never leaves a half-written cache file under the real name
+    return module.eval(), False
+
+
+def _train(module: RatingModule, dm: RatingsDataModule, epochs: int) -> int:
+    """Fit ``module`` on ``dm``; returns the epochs its final weights trained for (see fit_or_load_base)."""
+    if dm.train_on_val:  # validation ratings are in the training split: fixed epochs, no validation loop
+        trainer = L.Trainer(max_epochs=epochs, min_epochs=epochs, limit_val_batches=0, logger=False,
+                            enable_checkpointing=False, enable_model_summary=False, callbacks=[])  # fmt: skip
+        trainer.fit(module, datamodule=dm)
+        return epochs
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = ModelCheckpoint(dirpath=tmp, monitor="val/rmse", mode="min", save_top_k=1)
         trainer = L.Trainer(max_epochs=epochs, logger=False, enable_model_summary=False, num_sanity_val_steps=0,
                             callbacks=[checkpoint, EarlyStopping("val/rmse", patience=3)])  # fmt: skip
-        trainer.fit(module, datamodule=base_dm)
-        if checkpoint.best_model_path:
-            module.load_state_dict(torch.load(checkpoint.best_model_path, weights_only=False)["state_dict"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    torch.save({"key": key, "state_dict": module.state_dict()}, partial)
-    partial.replace(path)  # atomic: a crash never leaves a half-written cache file under the real name
-    return module.eval(), False
+        trainer.fit(module, datamodule=dm)
+        if not checkpoint.best_model_path:
+            return max(trainer.current_epoch, 1)
+        blob = torch.load(checkpoint.best_model_path, weights_only=False)
+        module.load_state_dict(blob["state_dict"])
+        return int(blob["epoch"]) + 1
