@@ -185,10 +185,11 @@ def plot_stability(json_path: Path) -> Path:
             ax.boxplot(rel, showfliers=False)
             for i, values in enumerate(rel, start=1):  # every sample, so a zero spread is visible as such
                 ax.plot(i + rng.uniform(-0.15, 0.15, len(values)), values, ".", ms=2, alpha=0.4, color="C0")
-            ax.set_xticks(range(1, len(cell) + 1), [str(r["reads"]) for r in cell])
+            at_best = [f"{100 * np.mean(v <= 1e-9):.0f}%" for v in rel]  # share of samples that reached E_best
+            ax.set_xticks(range(1, len(cell) + 1), [f"{r['reads']}\n{b}" for r, b in zip(cell, at_best)], fontsize=8)
             k = cell[0]["k"]
             ax.set_title(f"n = {n}, " + (f"Σx = K = {k} (repaired)" if constrained else "unconstrained"), fontsize=9)
-            ax.set_xlabel("SA reads")
+            ax.set_xlabel("SA reads (share of samples at E_best)", fontsize=8)
             if col == 0:
                 ax.set_ylabel("(E − E_best) / |E_best|")
     fig.suptitle(f"SA energy spread per sample ({Path(json.loads(json_path.read_text())['q']).parent.name})")

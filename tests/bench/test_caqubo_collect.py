@@ -59,3 +59,19 @@ def test_old_files_without_validation_metrics_are_refused(tmp_path):
     (path / "selection.json").write_text(json.dumps({"model": "M", "data": "genres", "sweep": sweep}))
     proc = subprocess.run([sys.executable, str(SCRIPT), "--collect", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode != 0 and "val_ndcg_10_selected" in proc.stderr
+
+
+def test_stability_figure_is_redrawn_from_per_sample_energies(tmp_path):
+    runs = [{"n": n, "k": k, "reads": r, "best": -1.0, "energies": [-1.0] * (r - 1) + [-0.9]}
+            for n in (4, 6) for k in (None, 3) for r in (2, 5)]  # fmt: skip
+    (tmp_path / "s.json").write_text(json.dumps({"q": "run/caqubo_q.npy", "runs": runs}))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--plot", str(tmp_path / "s.json")], capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "s.png").stat().st_size > 0
+    for run in runs:
+        del run["energies"]
+    (tmp_path / "old.json").write_text(json.dumps({"q": "x", "runs": runs}))
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--plot", str(tmp_path / "old.json")], capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode != 0 and "per-sample energies" in proc.stderr
