@@ -128,7 +128,7 @@ class CAQUBOCallback(Callback):
 
         out.mkdir(parents=True, exist_ok=True)
         dm = model.dm
-        names = list(dm.feature_names)
+        names, labels = list(dm.feature_names), list(dm.feature_labels)
         start = time.perf_counter()
         Q, info = self.build_q(model)
         build_s = time.perf_counter() - start
@@ -181,6 +181,9 @@ class CAQUBOCallback(Callback):
                         "empty_selection": not keep.any(),
                         "selected": [names[i] for i in np.flatnonzero(keep)],
                         "dropped": [names[i] for i in np.flatnonzero(~keep)],
+                        # readable labels, parallel to the raw ids above (which stay the stable keys)
+                        "selected_labels": [labels[i] for i in np.flatnonzero(keep)],
+                        "dropped_labels": [labels[i] for i in np.flatnonzero(~keep)],
                         "energy": selection.energy,
                         "feasible_fraction": selection.feasible_fraction,
                         "penalty": selection.penalty,
@@ -209,7 +212,7 @@ class CAQUBOCallback(Callback):
         (out / "selection.json").write_text(json.dumps(result, indent=2, default=_json_default))
         np.save(out / "caqubo_q.npy", Q)
         if self.heatmap:
-            self._heatmap(Q, out / "caqubo_q.png")
+            self._heatmap(Q, out / "caqubo_q.png", labels)
         model.extra_metrics = {
             **getattr(model, "extra_metrics", {}),
             "caqubo/val_ndcg_10_selected": result["val_ndcg_10_selected"],
@@ -341,7 +344,7 @@ class CAQUBOCallback(Callback):
         }
 
     @staticmethod
-    def _heatmap(Q: np.ndarray, path: Path) -> None:
+    def _heatmap(Q: np.ndarray, path: Path, labels: list[str] | None = None) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
@@ -357,6 +360,9 @@ class CAQUBOCallback(Callback):
         ax.set_title("Feature-selection QUBO (blue: keeping lowers the energy)")
         ax.set_xlabel("feature")
         ax.set_ylabel("feature")
+        if labels and len(labels) <= 40:  # readable up to about 40 ticks; larger Qs keep index axes
+            ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+            ax.set_yticks(range(len(labels)), labels, fontsize=6)
         fig.colorbar(im, ax=ax)
         fig.tight_layout()
         fig.savefig(path, dpi=120)

@@ -31,13 +31,22 @@ class ItemFeatures:
 
     Attributes:
         matrix: (n_items, n_features) binary CSR (float32); row = item code of the rating table.
-        names: feature names, ``relation=entity`` for KG features.
+        names: feature ids, ``relation=entity`` for KG features (stable: what selection.json keys on).
         source: how it was built (``genres`` or ``kg150`` ...).
+        labels: readable labels, one per feature (default: the names). KG features: the relation's last
+            part and the entity, e.g. ``genre m.02822``; the entity is a movie title when it is a movie
+            of the dataset. MovieLens-100k's KG holds Freebase ids only (no entity names), so other
+            entities stay ids: nothing offline names them, and the labels do not guess.
     """
 
     matrix: sp.csr_matrix
     names: list[str]
     source: str
+    labels: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.labels is None:
+            self.labels = list(self.names)
 
     @property
     def n_features(self) -> int:
@@ -125,9 +134,29 @@ def kg_features(table: RatingTable, n_features: int = 150) -> ItemFeatures:
     names = ranked["name"].head(n_features).tolist()
     col = {name: j for j, name in enumerate(names)}
     kept = pairs[pairs["name"].isin(col)]
-    return _build(
+    features = _build(
         kept["item"].to_numpy(), kept["name"].map(col).to_numpy(), table.n_items, names, f"kg{n_features}"
     )
+    titles = _entity_titles(table)
+    features.labels = [kg_label(name, titles) for name in features.names]
+    return features
+
+
+def kg_label(name: str, titles: dict[str, str] | None = None) -> str:
+    """Readable label of a ``relation=entity`` feature: ``film.film.award_won=m.0x`` -> ``award won m.0x``;
+    an inverse relation (``~`` prefix) reads ``(inverse) ...``; an entity in ``titles`` shows its title."""
+    relation, entity = name.split("=", 1)
+    inverse = relation.startswith("~")
+    short = relation.lstrip("~").rsplit(".", 1)[-1].replace("_", " ")
+    return f"{'(inverse) ' if inverse else ''}{short} {(titles or {}).get(entity, entity)}"
+
+
+def _entity_titles(table: RatingTable) -> dict[str, str]:
+    """Freebase id -> movie title for the entities that are movies of the dataset (ml-100k.link)."""
+    if table.link is None or table.item_info is None or "title" not in table.item_info:
+        return {}
+    titles = table.item_info["title"]
+    return {e: str(titles[i]) for e, i in zip(table.link["entity"], table.link["item"]) if i in titles.index}
 
 
 def item_features(table: RatingTable, kind: str = "kg", n_features: int = 150) -> ItemFeatures:

@@ -156,6 +156,11 @@ class ImplicitDataModule(L.LightningDataModule):
     def feature_names(self) -> list[str]:
         return [] if self.features is None else self.features.names
 
+    @property
+    def feature_labels(self) -> list[str]:
+        """Readable labels in the order of :attr:`feature_names` (see :class:`ItemFeatures`)."""
+        return [] if self.features is None else self.features.labels
+
     def relevant(self, split: str) -> sp.csr_matrix:
         """(users, items) held-out positives of ``val`` or ``test``."""
         if split not in ("val", "test"):

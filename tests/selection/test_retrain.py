@@ -45,7 +45,9 @@ def test_retrain_uses_the_same_early_stopping_and_best_checkpoint(tmp_path, monk
     assert (stop.monitor, stop.mode, stop.patience) == ("val/ndcg_10", "max", 1)
     assert (best.monitor, best.mode) == ("val/ndcg_10", "max")
     assert retrain.max_epochs == 5
-    result = json.loads((tmp_path / "selection.json").read_text())["retrain"]
+    selection = json.loads((tmp_path / "selection.json").read_text())
+    assert len(selection["selected_labels"]) == len(selection["selected"]) == 4  # readable labels beside raw ids
+    result = selection["retrain"]
     # The retrained model reported is the best validation checkpoint, not the last epoch.
     assert result["val_ndcg_10"] == pytest.approx(float(best.best_model_score), abs=1e-6)
     assert result["epochs"] <= retrain.current_epoch
