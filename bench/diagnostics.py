@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # small ops on a busy 2-core box (DESIGN.md)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # OpenMP spin-waits make small ops ~10x slower on a busy 2-core box
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 

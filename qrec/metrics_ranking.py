@@ -6,7 +6,7 @@ users is 1.6M triples per evaluation and the counterfactual analysis runs ~10^4 
 vectorised top-k over a dense (users, items) score matrix is orders of magnitude faster, and being
 numpy-only it is shared with :mod:`qrec.selection` (which must not import torch or Lightning).
 
-Conventions (QUBO.md, "Base model"):
+Conventions (docs/evaluation.md):
 
 - binary relevance; DCG@k = Σ_p rel_p / log2(p + 1) for positions p = 1..k (= (2^rel − 1)/log2(p+1));
 - IDCG@k over min(|relevant|, k) items; users without relevant items are skipped (not counted as 0);

@@ -1,6 +1,6 @@
 """Counterfactual analysis for CAQUBO: how much the ranking metric drops when features are masked.
 
-``δ_i = M(F) − M(F \\ {i})`` and ``δ_ij = M(F) − M(F \\ {i, j})`` (QUBO.md). ``δ > 0``: removing the
+``δ_i = M(F) − M(F \\ {i})`` and ``δ_ij = M(F) − M(F \\ {i, j})`` (docs/qubo.md). ``δ > 0``: removing the
 feature(s) hurts, so they help.
 
 Two paths:

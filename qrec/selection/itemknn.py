@@ -1,6 +1,6 @@
 """Item-KNN content-based filtering maths (pure numpy/scipy), shared by the model and the analysis.
 
-The QuantumCLEF / CAQUBO base model (QUBO.md, "Base model"):
+The QuantumCLEF / CAQUBO base model (docs/qubo.md):
 
 - ``S_ij = <f_i, f_j> / (‖f_i‖‖f_j‖ + shrink)``, self-similarity excluded (``S_jj = 0``);
 - each target item ``j`` keeps its ``k`` most similar items ``i`` (column ``j`` of ``W``);

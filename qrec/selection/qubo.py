@@ -1,7 +1,7 @@
 """QUBO builders for feature selection: CAQUBO and the baselines MIQUBO, CoQUBO, QUBO-Boosting, CQFS.
 
 Every builder returns a dense (n, n) float64 ``Q``; the selection minimises ``E(x) = xᵀ Q x`` over
-``x ∈ {0, 1}ⁿ`` (``x_i = 1``: keep feature ``i``). Formulas follow ``shared/QUBO.md``.
+``x ∈ {0, 1}ⁿ`` (``x_i = 1``: keep feature ``i``). Formulas: ``docs/qubo.md``.
 
 Layouts. ``dimod.as_bqm(Q, "BINARY")`` turns the diagonal into linear terms and ``Q_ij + Q_ji`` into
 the coupling, so a *symmetric* Q counts each pair twice. Builders return **upper-triangular** Q by

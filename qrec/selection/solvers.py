@@ -12,7 +12,7 @@ imported lazily, inside the functions, so ``import qrec`` stays light):
 ``hybrid``   ``dwave.system.LeapHybridSampler`` (needs a D-Wave token)
 ========== ===============================================================================
 
-Cardinality Σx = K is added as ``λ(Σx − K)²``. The strength decides everything (DESIGN.md): λ = 1
+Cardinality Σx = K is added as ``λ(Σx − K)²``. The strength decides everything (docs/qubo.md): λ = 1
 gave 0% feasible samples for n ≥ 150, the "safe" max-energy-delta strength rescales SA's
 temperature schedule and made it far worse, ~9–18 × mean|Q_ij| worked. Default ``penalty="auto"``:
 λ = 10 × mean |U_ij| over the non-zero off-diagonal entries of the upper-triangular Q (diagonal
