@@ -99,7 +99,8 @@ class EnsembleModule(ClosedFormModule):
         self.register_buffer("weights", torch.tensor(w, dtype=torch.float32))
         for i, name in enumerate(hp.members):
             self.extra_metrics[f"member/{name}/weight"] = float(w[i])
-            self.extra_metrics[f"member/{name}/val_rmse"] = float(np.sqrt(((val[:, i] - target) ** 2).mean()))
+            if not dm.train_on_val:  # a refit's members trained on these ratings: no held-out score
+                self.extra_metrics[f"member/{name}/val_rmse"] = float(np.sqrt(((val[:, i] - target) ** 2).mean()))
 
     def refit_overrides(self) -> dict:
         """The refit keeps this fit's weights and each member's validated epochs (nothing re-chosen)."""

@@ -97,7 +97,8 @@ class QuantumErrorLSTMModule(RatingModule):
     def _stage1_metrics(self, dm: RatingsDataModule) -> dict:
         """RMSE and prediction range of the stage-1 model alone (reported beside the hybrid's)."""
         out = {}
-        for name, part in (("val", dm.val), ("test", dm.test)):
+        parts = (("test", dm.test),) if dm.train_on_val else (("val", dm.val), ("test", dm.test))  # refit: val is train
+        for name, part in parts:
             pred = self.base.predict_clipped(part.users, part.items)
             out[f"stage1/{name}_rmse"] = float(((pred - part.ratings) ** 2).mean().sqrt())
             out[f"stage1/{name}_pred_min"], out[f"stage1/{name}_pred_max"] = float(pred.min()), float(pred.max())

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qrec.models import stage1
+from qrec.models import ensemble, stage1
 from qrec.models.ensemble import crossfit_folds
 from qrec.pipeline import run
 
@@ -60,13 +60,19 @@ def test_ensemble_validation_score_is_cross_fitted_and_is_what_sweeps_get(make_c
 
 def test_refit_ensemble_keeps_the_validated_weights_and_member_epochs(make_cfg, tmp_path, monkeypatch):
     calls = _spy_stage1(monkeypatch, early_stop_at=1)
+    fits = []
+    real_nnls = ensemble.nnls
+    monkeypatch.setattr(ensemble, "nnls", lambda *a: fits.append(1) or real_nnls(*a))
     metrics = run(_ensemble(make_cfg, tmp_path, monkeypatch, "refit_on_val=true"))
+    assert len(fits) == 1 + 5  # the validated fit: all-validation weights + one per fold; the refit: none
     first = [c for c in calls if not c["train_on_val"]]
     refit = [c for c in calls if c["train_on_val"]]
     assert len(first) == len(refit) == 2
     assert [c["requested"] for c in refit] == [c["kept"] for c in first] == [c["run"] for c in refit]
     assert all(c["val_steps"] == 0 for c in refit)
-    assert "ensemble/val_rmse_in_sample" not in metrics  # the refit chose no weights
+    # The validated fit's cross-fitted score is kept; the refit reports no validation score of its own members
+    # (they trained on those ratings), so the one member/als/val_rmse is the validated fit's.
+    assert metrics["val/rmse"] == pytest.approx(metrics["ensemble/val_rmse_crossfit"], rel=1e-5)
     assert metrics["member/als/weight"] > 0
 
 
