@@ -94,6 +94,8 @@ def choose(cells: dict[tuple, Cell]) -> dict[tuple, dict]:
             continue
         score = float(np.mean(cell.val))
         for group in ((model, data, method), (model, data, "*")):
+            # Equal validation scores (e.g. every solver finds the same optimum): the first cell in file and sweep
+            # order is kept, so the choice never depends on test.
             if group not in best or score > best[group]["val"]:
                 best[group] = {"method": method, "solver": solver, "k": k, "val": score, "cell": cell}
     return best
