@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
 
 
@@ -30,6 +31,7 @@ def run(cfg: DictConfig) -> dict:
         The metrics dict, plus ``optimized``: the best validation value of ``cfg.optimized_metric``
         (what Hydra sweepers minimise or maximise).
     """
+    check_config(cfg)  # configs that would train nothing fail here, before any data or model work
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
