@@ -2,7 +2,8 @@
 
 A learning rate of 0, zero epochs or zero steps make Lightning (or a closed-form model) return the
 metrics of an untrained model with exit code 0, which a sweep would rank as a real result; a bad seed
-fails deep inside numpy. :func:`check_config` turns each of these into a ``ValueError`` naming the
+fails deep inside numpy; a resume checkpoint that is missing or not a plain checkpoint would fail
+only after the data is loaded. :func:`check_config` turns each of these into a ``ValueError`` naming the
 config key, the value and the fix.
 """
 
@@ -39,6 +40,10 @@ def check_config(cfg: DictConfig) -> None:
         )
     if max_steps == 0:
         raise ValueError("trainer.max_steps=0: nothing would be trained. Use -1 (no limit) or a positive number.")
+    if cfg.get("ckpt_path"):  # a file the user points at: it must exist and load without running code
+        from qrec.checkpoints import load_user_checkpoint
+
+        load_user_checkpoint(cfg.ckpt_path, "ckpt_path")
 
 
 def check_seed(seed: Any) -> None:

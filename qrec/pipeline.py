@@ -52,7 +52,8 @@ def run(cfg: DictConfig) -> dict:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # weights_only=True: a resume checkpoint is a file the user points at, so it may not run code.
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     fit_s = time.perf_counter() - start
 
     checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
@@ -89,7 +90,7 @@ def run(cfg: DictConfig) -> dict:
 
 def _best_epochs(trainer: L.Trainer, best: str | None) -> int:
     """Epochs the validation-chosen model trained for (the best checkpoint's epoch + 1)."""
-    if best:
+    if best:  # weights_only=False: the best checkpoint this run wrote itself
         return int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]) + 1
     return max(trainer.current_epoch, 1)
 

@@ -115,7 +115,7 @@ class CAQUBOCallback(Callback):
     def _load_best(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
         path = checkpoint.best_model_path if checkpoint else ""
-        if path and Path(path).is_file():
+        if path and Path(path).is_file():  # weights_only=False: this run's own best checkpoint
             state = torch.load(path, map_location=pl_module.device, weights_only=False)["state_dict"]
             pl_module.load_state_dict(state)
 
