@@ -5,8 +5,11 @@ import os
 import hydra
 from omegaconf import DictConfig
 
+from qrec.config import register_resolvers
+
 # Small torch ops on a busy 2-core CPU were ~10x slower with OpenMP spin-waiting (see DESIGN notes).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+register_resolvers()  # ${qrec.uid:} in the output directories, before Hydra composes the config
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
+# Decided once per launching process: two runs started in the same second get different output
+# directories (`hydra.run.dir` / `hydra.sweep.dir` end in it). Lightning's DDP relaunch passes rank 0's
+# resolved `hydra.run.dir` to the other ranks explicitly, so they never draw their own.
+RUN_ID = secrets.token_hex(3)
+
+
+def register_resolvers() -> None:
+    """``${qrec.uid:}``: this process's :data:`RUN_ID` (used in conf/train.yaml's output directories)."""
+    if not OmegaConf.has_resolver("qrec.uid"):
+        OmegaConf.register_new_resolver("qrec.uid", lambda: RUN_ID)
+
+
+register_resolvers()
 
 
 def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:

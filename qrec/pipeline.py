@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
 
 
@@ -30,6 +31,7 @@ def run(cfg: DictConfig) -> dict:
         The metrics dict, plus ``optimized``: the best validation value of ``cfg.optimized_metric``
         (what Hydra sweepers minimise or maximise).
     """
+    check_config(cfg)  # configs that would train nothing fail here, before any data or model work
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,7 +52,8 @@ def run(cfg: DictConfig) -> dict:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # weights_only=True: a resume checkpoint is a file the user points at, so it may not run code.
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=True)
     fit_s = time.perf_counter() - start
 
     checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
@@ -89,7 +92,7 @@ def run(cfg: DictConfig) -> dict:
 
 def _best_epochs(trainer: L.Trainer, best: str | None) -> int:
     """Epochs the validation-chosen model trained for (the best checkpoint's epoch + 1)."""
-    if best:
+    if best:  # weights_only=False: the best checkpoint this run wrote itself
         return int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]) + 1
     return max(trainer.current_epoch, 1)
 

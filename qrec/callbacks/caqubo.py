@@ -19,6 +19,7 @@ import os
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -27,6 +28,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 METHODS = ("caqubo", "miqubo", "coqubo", "qubo_boosting", "cqfs")
+REMOTE_SOLVERS = ("qpu", "hybrid")  # D-Wave cloud: need a token and the network
 
 
 class CAQUBOCallback(Callback):
@@ -80,7 +82,10 @@ class CAQUBOCallback(Callback):
         for s in self.solvers:
             if s not in SOLVERS:
                 raise ValueError(f"solver={s!r} is unknown; choose one of {', '.join(SOLVERS)}.")
-        self.ks = [k] if k is None or isinstance(k, int) else [None if v is None else int(v) for v in k]
+        self.ks = list(k) if isinstance(k, Sequence) and not isinstance(k, str) else [k]
+        for v in self.ks:
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"callbacks.caqubo.k={v!r}: k must be null or an integer ≥ 1 (features to keep).")
         if on_solver_error not in ("raise", "fallback"):
             raise ValueError(f"on_solver_error={on_solver_error!r}: choose 'raise' or 'fallback'.")
         self.method, self.num_reads, self.seed = method, num_reads, seed
@@ -96,15 +101,47 @@ class CAQUBOCallback(Callback):
         self.output_dir, self.progress = output_dir, progress
         self.result: dict | None = None
 
-    # --- Lightning hook ---------------------------------------------------------------------------
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.is_global_zero:
+    # --- Lightning hooks --------------------------------------------------------------------------
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Check everything that can be checked before training: the model kind, k against the number of
+        features, and D-Wave tokens for remote solvers (a mistake here must not cost a whole fit)."""
+        from qrec.data.implicit import ImplicitDataModule
+        from qrec.models.ranking import FeatureRankingModule
+
+        if stage != "fit":
             return
-        if not hasattr(pl_module, "counterfactual") or not hasattr(pl_module, "evaluate"):
+        if not isinstance(pl_module, FeatureRankingModule):
             raise TypeError(
                 f"{type(pl_module).__name__} is not a feature-aware ranking model "
                 "(FeatureRankingModule); CAQUBO needs one, e.g. model=itemknn_cbf."
             )
+        dm = trainer.datamodule
+        if isinstance(dm, ImplicitDataModule) and dm.features is not None:
+            n = len(dm.feature_names)
+            for k in self.ks:
+                if k is not None and not 1 <= k <= n:
+                    raise ValueError(
+                        f"callbacks.caqubo.k={k}: the data has {n} item features, so k must be in 1..{n} "
+                        "(or null for the unconstrained optimum)."
+                    )
+        self._check_tokens()
+
+    def _check_tokens(self) -> None:
+        from qrec.selection.solvers import has_dwave_token
+
+        remote = [s for s in self.solvers if s in REMOTE_SOLVERS]
+        if not remote or has_dwave_token():
+            return
+        message = (f"callbacks.caqubo.solver={','.join(remote)} needs a D-Wave Leap token: set DWAVE_API_TOKEN or "
+                   "run `dwave config create`.")  # fmt: skip
+        if self.on_solver_error == "raise":
+            raise ValueError(f"{message} Or use solver=sa|tabu|steepest|exact locally, or "
+                             "callbacks.caqubo.on_solver_error=fallback to fall back to sa.")  # fmt: skip
+        warnings.warn(f"{message} on_solver_error=fallback: 'sa' will be used instead.", stacklevel=2)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         self._load_best(trainer, pl_module)
         was_training = pl_module.training
         pl_module.eval()
@@ -117,7 +154,7 @@ class CAQUBOCallback(Callback):
     def _load_best(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
         path = checkpoint.best_model_path if checkpoint else ""
-        if path and Path(path).is_file():
+        if path and Path(path).is_file():  # weights_only=False: this run's own best checkpoint
             state = torch.load(path, map_location=pl_module.device, weights_only=False)["state_dict"]
             pl_module.load_state_dict(state)
 
@@ -135,35 +172,31 @@ class CAQUBOCallback(Callback):
         cf = info.pop("_deltas", None)
         if cf is not None:  # kept so other K / solvers / pair terms can be tried without re-running it
             np.savez(out / "counterfactual.npz", single=cf.single, pair=cf.pair, base=cf.base)
+        np.save(out / "caqubo_q.npy", Q)  # saved before solving: a solver failure loses no analysis
         all_metrics = {**model.evaluate("val"), **model.evaluate("test")}
         sweep = []
         for solver in self.solvers:
             for k in self.ks:
                 used, error = solver, None
+                options = dict(k=k, num_reads=self.num_reads, seed=self.seed, penalty=self.penalty,
+                               penalty_scale=self.penalty_scale)  # fmt: skip
                 try:
-                    selection = solve(
-                        Q,
-                        solver,
-                        k=k,
-                        num_reads=self.num_reads,
-                        seed=self.seed,
-                        penalty=self.penalty,
-                        penalty_scale=self.penalty_scale,
-                    )
-                except SolverError as err:
-                    if self.on_solver_error == "raise":
+                    selection = solve(Q, solver, **options)
+                except Exception as err:
+                    # A remote solver fails in many ways (no token, ConnectionError after retries, any
+                    # dwave.cloud error); all of them are "this solver cannot run here".
+                    if not isinstance(err, SolverError) and solver not in REMOTE_SOLVERS:
                         raise
-                    warnings.warn(f"{err} Falling back to 'sa'.", stacklevel=2)
-                    used, error = "sa", str(err)
-                    selection = solve(
-                        Q,
-                        "sa",
-                        k=k,
-                        num_reads=self.num_reads,
-                        seed=self.seed,
-                        penalty=self.penalty,
-                        penalty_scale=self.penalty_scale,
-                    )
+                    saved = ", ".join(p.name for p in (out / "caqubo_q.npy", out / "counterfactual.npz") if p.exists())
+                    if self.on_solver_error == "raise":
+                        raise SolverError(
+                            f"solver={solver!r} failed: {type(err).__name__}: {err} ({saved} saved in {out}). "
+                            "Set callbacks.caqubo.on_solver_error=fallback to fall back to 'sa'."
+                        ) from err
+                    warnings.warn(f"solver={solver!r} failed ({type(err).__name__}: {err}). Falling back to 'sa'.",
+                                  stacklevel=2)  # fmt: skip
+                    used, error = "sa", f"{type(err).__name__}: {err}"
+                    selection = solve(Q, "sa", **options)
                 keep = selection.x
                 if not keep.any():
                     # With no features every Item-KNN score ties and the ranking falls back to item index
@@ -210,7 +243,6 @@ class CAQUBOCallback(Callback):
             result["retrain"] = self._retrain(model, np.asarray([n in set(sweep[0]["selected"]) for n in names]))
             result["test_ndcg_10_retrained"] = result["retrain"]["test_ndcg_10"]
         (out / "selection.json").write_text(json.dumps(result, indent=2, default=_json_default))
-        np.save(out / "caqubo_q.npy", Q)
         if self.heatmap:
             self._heatmap(Q, out / "caqubo_q.png", labels)
         model.extra_metrics = {

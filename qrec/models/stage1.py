@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib
-import inspect
-import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -20,13 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from qrec.data.datamodule import RatingsDataModule
 from qrec.models.base import RatingModule
+from qrec.models.cache import ModelCache, cache_key
 
 log = logging.getLogger(__name__)
-
-
-def cache_root() -> Path:
-    base = os.environ.get("QREC_DATA_DIR") or Path.home() / ".cache" / "qrec"
-    return Path(base) / "stage1"
 
 
 def data_fingerprint(dm: RatingsDataModule) -> str:
@@ -38,23 +30,11 @@ def data_fingerprint(dm: RatingsDataModule) -> str:
     return digest.hexdigest()
 
 
-def code_fingerprint(target: str) -> str:
-    """sha256 of the qrec source files defining ``target`` and its base classes, so an edited model class
-    (or an edited base class, e.g. how closed-form models checkpoint) never reuses old checkpoints."""
-    module_name, class_name = target.rsplit(".", 1)
-    cls = getattr(importlib.import_module(module_name), class_name)
-    files = sorted({inspect.getfile(c) for c in inspect.getmro(cls) if c.__module__.startswith("qrec.")})
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(Path(file).read_bytes())
-    return digest.hexdigest()
-
-
 def stage1_key(config: dict, dm: RatingsDataModule, seed: int, epochs: int, batch_size: int) -> str:
-    payload = json.dumps({"config": config, "seed": seed, "epochs": epochs, "batch_size": batch_size,
-                          "data": data_fingerprint(dm), "code": code_fingerprint(config["_target_"])},
-                         sort_keys=True)  # fmt: skip
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+    """Cache key: config, seed, budget and data here; the whole qrec source and library versions in
+    :func:`qrec.models.cache.cache_key`."""
+    return cache_key({"config": config, "seed": seed, "epochs": epochs, "batch_size": batch_size,
+                      "data": data_fingerprint(dm)})  # fmt: skip
 
 
 def fit_or_load_base(
@@ -63,8 +43,9 @@ def fit_or_load_base(
 ) -> tuple[RatingModule, bool]:  # fmt: skip
     """The stage-1 model for ``config`` on ``dm``: from the cache if the key matches, else trained and cached.
 
-    A cache file is used only if its stored key equals the key of this config, data, seed and model source
-    files; a file that cannot be read is reported and replaced by a fresh fit.
+    A cache file is used only if its stored key equals the key of this config, data, seed, qrec source and
+    library versions and its content hash checks out; a file that cannot be read is reported and replaced
+    by a fresh fit. Jobs needing the same entry at once take turns (one trains, the others reuse it).
 
     On a plain data module the fit early-stops on validation RMSE and keeps the best epoch's weights. When
     ``dm.train_on_val`` is set (the ``refit_on_val=true`` refit) the validation ratings are training ratings,
@@ -77,21 +58,28 @@ def fit_or_load_base(
     """
     config = OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else dict(config)
     key = stage1_key(config, dm, seed, epochs, batch_size)
-    path = Path(cache_dir) if cache_dir else cache_root()
-    path = path / f"{config['_target_'].rsplit('.', 1)[-1]}-{key}.pt"
+    cache = ModelCache(cache_dir)
+    path = cache.path(config["_target_"].rsplit(".", 1)[-1], key)
+    with cache.lock(path):
+        module, cached = _load_or_fit(config, dm, seed, epochs, batch_size, cache, path, key)
+    return module.eval(), cached
+
+
+def _load_or_fit(
+    config: dict, dm: RatingsDataModule, seed: int, epochs: int, batch_size: int | None, cache: ModelCache,
+    path: Path, key: str,
+) -> tuple[RatingModule, bool]:  # fmt: skip
     L.seed_everything(seed, verbose=False)  # the fresh module's initialisation depends on the seed only
     module = instantiate(config)
     module.attach(dm)
-    if path.is_file():
+    entry = cache.load(path, key)
+    if entry is not None:
         try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            if blob.get("key") != key:
-                raise ValueError(f"stored key {blob.get('key')} != {key}")
-            module.load_state_dict(blob["state_dict"])
-            module.stage1_epochs = int(blob.get("epochs", epochs))
+            module.load_state_dict(entry["state_dict"])
+            module.stage1_epochs = int(entry["epochs"])
             log.info("stage 1: reusing cached %s", path)
-            return module.eval(), True
-        except Exception as err:  # noqa: BLE001 - any unreadable cache means "retrain", never "crash"
+            return module, True
+        except Exception as err:  # noqa: BLE001 - any unusable cache means "retrain", never "crash"
             log.warning("stage 1: cached checkpoint %s is unusable (%s); retraining it.", path, err)
             L.seed_everything(seed, verbose=False)
             module = instantiate(config)
@@ -99,11 +87,8 @@ def fit_or_load_base(
     base_dm = copy.copy(dm)
     base_dm.batch_size = batch_size
     module.stage1_epochs = _train(module, base_dm, epochs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp")
-    torch.save({"key": key, "state_dict": module.state_dict(), "epochs": module.stage1_epochs}, partial)
-    partial.replace(path)  # atomic: a crash never leaves a half-written cache file under the real name
-    return module.eval(), False
+    cache.save(path, key, {"state_dict": module.state_dict(), "epochs": module.stage1_epochs})
+    return module, False
 
 
 def _train(module: RatingModule, dm: RatingsDataModule, epochs: int) -> int:
@@ -120,6 +105,7 @@ def _train(module: RatingModule, dm: RatingsDataModule, epochs: int) -> int:
         trainer.fit(module, datamodule=dm)
         if not checkpoint.best_model_path:
             return max(trainer.current_epoch, 1)
+        # weights_only=False: a checkpoint this process just wrote itself
         blob = torch.load(checkpoint.best_model_path, weights_only=False)
         module.load_state_dict(blob["state_dict"])
         return int(blob["epoch"]) + 1

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qrec.checkpoints import load_user_checkpoint
 from qrec.data.datamodule import RatingsDataModule
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.data.splits import Split
@@ -201,7 +202,7 @@ class TwoTowerModule(L.LightningModule):
                 self.register_buffer("item_bias", bias)
         else:
             if hp.teacher_ckpt:
-                state = torch.load(hp.teacher_ckpt, map_location="cpu", weights_only=False)["state_dict"]
+                state = load_user_checkpoint(hp.teacher_ckpt, "model.teacher_ckpt")["state_dict"]
                 p, q = state["user_factors"].float(), state["item_factors"].float()
                 if p.shape[1] != hp.dim:
                     raise ValueError(f"teacher rank {p.shape[1]} != model.dim={hp.dim}.")

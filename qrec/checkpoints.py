@@ -1,0 +1,36 @@
+"""Loading checkpoints a user points qrec at (``model.teacher_ckpt``, ``ckpt_path``) without running their code.
+
+``torch.load(weights_only=False)`` unpickles arbitrary objects, so a crafted file runs its own code
+the moment it is opened. Files a user supplies are loaded with ``weights_only=True`` (tensors, numbers,
+strings and plain containers only); ``weights_only=False`` is kept only for checkpoints the running
+process wrote itself, each marked with a comment where it is used.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+
+def load_user_checkpoint(path: str | Path, key: str) -> dict:
+    """The checkpoint at ``path`` (named by config key ``key`` in errors), loaded with ``weights_only=True``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: the file is not a plain checkpoint (it holds objects other than tensors and containers,
+            or is not a torch file at all); it is refused without running any of its code.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{key}={path}: no such file. Point {key} at a checkpoint a qrec run wrote.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{key}={path} is not a plain checkpoint and was refused unopened ({first}). qrec loads files you "
+            "supply with torch.load(weights_only=True): tensors, numbers, strings and containers only. Use a "
+            "checkpoint written by a qrec run (e.g. <run>/checkpoints/best.ckpt of `python train.py model=als`)."
+        ) from err
