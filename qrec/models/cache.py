@@ -108,8 +108,8 @@ class ModelCache:
             lock.release()
 
     def load(self, path: Path, key: str) -> dict | None:
-        """The stored entry (a dict of tensors and numbers) if ``path`` holds a valid one for ``key``; None (with a warning naming
-        the file) if it is corrupt or belongs to another key; None silently if it does not exist."""
+        """The stored entry (a dict of tensors and numbers) if ``path`` holds a valid one for ``key``; None
+        (with a warning naming the file) if it is corrupt or belongs to another key; None silently if absent."""
         if not path.is_file():
             return None
         try:
