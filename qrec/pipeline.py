@@ -13,6 +13,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from qrec import timing
+from qrec.callbacks.timing import LoopTimer
 from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
 
@@ -31,12 +33,15 @@ def run(cfg: DictConfig) -> dict:
         The metrics dict, plus ``optimized``: the best validation value of ``cfg.optimized_metric``
         (what Hydra sweepers minimise or maximise).
     """
+    run_start = time.perf_counter()
+    timing.take()  # a multirun process runs many jobs: each records its own spans
     check_config(cfg)  # configs that would train nothing fail here, before any data or model work
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
     # Data and model are built (and validated) before any training starts.
+    data_start = time.perf_counter()
     datamodule = instantiate(cfg.data)
     if cfg.get("refit_on_val") and not isinstance(datamodule, RatingsDataModule):
         raise ValueError(
@@ -44,8 +49,9 @@ def run(cfg: DictConfig) -> dict:
             f"{type(datamodule).__name__} has no train_on_val option. Drop refit_on_val."
         )
     datamodule.setup("fit")
+    timing.add("data_s", time.perf_counter() - data_start)
     model = instantiate(cfg.model)
-    callbacks = _instantiate_all(cfg.get("callbacks"))
+    callbacks = _instantiate_all(cfg.get("callbacks")) + [LoopTimer("fit")]
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
@@ -59,16 +65,18 @@ def run(cfg: DictConfig) -> dict:
     checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
     best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
     metrics: dict = {}
-    for result in trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False):
-        metrics.update(result)
-    for result in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
-        metrics.update(result)
+    with timing.span("eval_s"):
+        for result in trainer.validate(model, datamodule=datamodule, ckpt_path=best, verbose=False):
+            metrics.update(result)
+        for result in trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False):
+            metrics.update(result)
     metrics = {key: float(value) for key, value in metrics.items()}
     optimized = metrics.get(cfg.optimized_metric)
     if cfg.get("refit_on_val"):
         epochs = _best_epochs(trainer, best)
         validated_extras = getattr(model, "extra_metrics", {})  # e.g. stage 1's / an ensemble's validation scores
-        model, datamodule, refit_metrics = refit_on_val(cfg, epochs, out, model.refit_overrides())
+        with timing.span("refit_s"):
+            model, datamodule, refit_metrics = refit_on_val(cfg, epochs, out, model.refit_overrides())
         model.extra_metrics = {**validated_extras, **getattr(model, "extra_metrics", {})}
         metrics = {(f"train_only/{key}" if key.startswith("test/") else key): value for key, value in metrics.items()}
         metrics.update(refit_metrics, refit_epochs=epochs)
@@ -79,6 +87,7 @@ def run(cfg: DictConfig) -> dict:
         optimized_metric=cfg.optimized_metric, optimized=optimized,
     )  # fmt: skip
     metrics.update(getattr(model, "extra_metrics", {}))
+    metrics.update(timing.take(), **{"timing/fit_s": fit_s, "timing/run_s": time.perf_counter() - run_start})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     predictions = getattr(model, "test_predictions", None)
     if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`

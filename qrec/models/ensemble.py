@@ -20,9 +20,11 @@ import numpy as np
 import torch
 from scipy.optimize import nnls
 
+from qrec import timing
 from qrec.config import compose_model
 from qrec.data.datamodule import RATING_MAX, RATING_MIN, RatingsDataModule
 from qrec.models.base import ClosedFormModule
+from qrec.models.components.frozen import FrozenPredictions, split_pairs
 from qrec.models.stage1 import fit_or_load_base
 
 WEIGHTS = ("equal", "val")
@@ -74,11 +76,16 @@ class EnsembleModule(ClosedFormModule):
             if cfg.model.get("history"):
                 raise ValueError(f"model.members: {name} is history-aware; ensembles take single-step members.")
             epochs = cfg.trainer.max_epochs if hp.member_epochs is None else int(hp.member_epochs[i])
-            member, cached = fit_or_load_base(cfg.model, dm, hp.seed, epochs, cfg.data.batch_size,
-                                              self.cache_dir)  # fmt: skip
+            with timing.span("stage1_s"):
+                member, cached = fit_or_load_base(cfg.model, dm, hp.seed, epochs, cfg.data.batch_size,
+                                                  self.cache_dir)  # fmt: skip
             self.members.append(member.requires_grad_(False))
             self.extra_metrics[f"member/{name}/cached"] = cached
-        val = np.stack([m.predict_clipped(dm.val.users, dm.val.items).double().numpy() for m in self.members], 1)
+        # The members are frozen: their predictions for every pair of the splits are computed once.
+        with timing.span("frozen_s"):
+            pairs = split_pairs(dm.train, dm.val, dm.test)
+            self.frozen = FrozenPredictions(self.member_predictions, *pairs, dm.n_items)
+        val = self.frozen(dm.val.users, dm.val.items, self.member_predictions).double().numpy()  # (n, members)
         target = dm.val.ratings.double().numpy()
         if hp.weights == "val":
             w, _ = nnls(val, target)
@@ -122,7 +129,7 @@ class EnsembleModule(ClosedFormModule):
         w = self.fold_weights[folds[at]].to(self.weights.device)  # (batch, members)
 
         def blend(u: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
-            return (torch.stack([m.predict_clipped(u, i) for m in self.members], 1) * w).sum(1)
+            return (self.frozen(u, i, self.member_predictions) * w).sum(1)
 
         self.val_metrics.update(self.predict_clipped(batch[0], batch[1], blend), batch[2])
 
@@ -130,9 +137,13 @@ class EnsembleModule(ClosedFormModule):
         """Nothing to fit per epoch: members and weights were fitted in :meth:`build`."""
 
     @torch.no_grad()
+    def member_predictions(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """(b, n_members) clipped predictions of every member."""
+        return torch.stack([m.predict_clipped(users, items) for m in self.members], 1)
+
+    @torch.no_grad()
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        preds = torch.stack([m.predict_clipped(users, items) for m in self.members], 1)
-        return preds @ self.weights
+        return self.frozen(users, items, self.member_predictions) @ self.weights
 
 
 def crossfit_folds(users: np.ndarray, items: np.ndarray, n_items: int, folds: int, seed: int) -> np.ndarray:

@@ -17,9 +17,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn import functional as F
 
+from qrec import timing
 from qrec.data.datamodule import RatingsDataModule, scale
 from qrec.models.base import RatingModule
+from qrec.models.components.frozen import FrozenPredictions, split_pairs
 from qrec.models.components.history import UserHistory
+from qrec.models.components.optim import adam
 from qrec.models.components.sequence_head import SequenceHead
 from qrec.models.stage1 import fit_or_load_base
 
@@ -79,9 +82,15 @@ class QuantumErrorLSTMModule(RatingModule):
             if not any(p.requires_grad for p in self.base.parameters()):
                 raise ValueError(f"model.joint=true needs a gradient-trained base; {hp.base['_target_']} has none.")
         elif hp.base is not None:
-            self.base, cached = fit_or_load_base(hp.base, dm, hp.seed, hp.base_epochs, hp.base_batch_size,
-                                                 self.cache_dir)  # fmt: skip
+            with timing.span("stage1_s"):
+                self.base, cached = fit_or_load_base(hp.base, dm, hp.seed, hp.base_epochs, hp.base_batch_size,
+                                                     self.cache_dir)  # fmt: skip
             self.base.requires_grad_(False)
+            # The frozen base's predictions never change during stage 2: computed once for every pair of
+            # the splits (not per step and per validation epoch); other pairs are computed on demand.
+            with timing.span("frozen_s"):
+                self.frozen = FrozenPredictions(self.base.predict_clipped, *split_pairs(dm.train, dm.val, dm.test),
+                                                dm.n_items)  # fmt: skip
             self.extra_metrics = {"stage1/cached": cached, **self._stage1_metrics(dm)}
         # Stage 1 consumes random numbers only when it trains (not on a cache hit): re-seed so the head's
         # initialisation and the batch order are the same either way.
@@ -99,7 +108,7 @@ class QuantumErrorLSTMModule(RatingModule):
         out = {}
         parts = (("test", dm.test),) if dm.train_on_val else (("val", dm.val), ("test", dm.test))  # refit: val is train
         for name, part in parts:
-            pred = self.base.predict_clipped(part.users, part.items)
+            pred = self.frozen(part.users, part.items, self.base.predict_clipped)
             out[f"stage1/{name}_rmse"] = float(((pred - part.ratings) ** 2).mean().sqrt())
             out[f"stage1/{name}_pred_min"], out[f"stage1/{name}_pred_max"] = float(pred.min()), float(pred.max())
         return out
@@ -121,20 +130,19 @@ class QuantumErrorLSTMModule(RatingModule):
             return self.mu.expand(len(users))
         if self.hparams.joint:
             return self.base.predict(users, items)
-        with torch.no_grad():
-            return self.base.predict_clipped(users, items)
+        return self.frozen(users, items, self.base.predict_clipped)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor, timestamps: torch.Tensor | None) -> torch.Tensor:
         r_q = self.base_prediction(users, items)
         values, item_steps = scale(r_q).unsqueeze(1), items.unsqueeze(1)
-        valid = torch.ones_like(values, dtype=torch.bool)
+        valid = None  # one step, always valid: no mask
         if self.hparams.history:
             if timestamps is None:
                 raise ValueError("model.history > 0 needs data.with_timestamps=true (queries need their time).")
             past_items, past_ratings, past_valid = self.user_history.window(users, timestamps, self.hparams.history)
             values = torch.cat([scale(past_ratings) * past_valid, values], 1)
             item_steps = torch.cat([past_items, item_steps], 1)
-            valid = torch.cat([past_valid, valid], 1)
+            valid = torch.cat([past_valid, torch.ones_like(past_valid[:, :1])], 1)
         return r_q + self.head(values, users, item_steps, valid)
 
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -150,7 +158,7 @@ class QuantumErrorLSTMModule(RatingModule):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         timestamps = batch[3] if len(batch) > 3 else None
         loss = LOSSES[self.hparams.loss](self.forward(batch[0], batch[1], timestamps), batch[2])
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_train_loss(loss)
         return loss
 
     def on_train_epoch_start(self) -> None:
@@ -163,7 +171,7 @@ class QuantumErrorLSTMModule(RatingModule):
         if self.base is not None and hp.joint:  # circuit angles are periodic: no weight decay on them
             base_params = [p for p in self.base.parameters() if p.requires_grad]
             groups.append({"params": base_params, "lr": hp.base_lr, "weight_decay": 0.0})
-        return torch.optim.Adam(groups)
+        return adam(groups)
 
 
 __all__ = ["QuantumErrorLSTMModule"]

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from qrec.callbacks.timing import LoopTimer
 from qrec.data.datamodule import RatingsDataModule
 from qrec.models.base import RatingModule
 from qrec.models.cache import ModelCache, cache_key
@@ -95,13 +96,15 @@ def _train(module: RatingModule, dm: RatingsDataModule, epochs: int) -> int:
     """Fit ``module`` on ``dm``; returns the epochs its final weights trained for (see fit_or_load_base)."""
     if dm.train_on_val:  # validation ratings are in the training split: fixed epochs, no validation loop
         trainer = L.Trainer(max_epochs=epochs, min_epochs=epochs, limit_val_batches=0, logger=False,
-                            enable_checkpointing=False, enable_model_summary=False, callbacks=[])  # fmt: skip
+                            enable_checkpointing=False, enable_model_summary=False,
+                            callbacks=[LoopTimer("stage1")])  # fmt: skip
         trainer.fit(module, datamodule=dm)
         return epochs
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = ModelCheckpoint(dirpath=tmp, monitor="val/rmse", mode="min", save_top_k=1)
         trainer = L.Trainer(max_epochs=epochs, logger=False, enable_model_summary=False, num_sanity_val_steps=0,
-                            callbacks=[checkpoint, EarlyStopping("val/rmse", patience=3)])  # fmt: skip
+                            callbacks=[checkpoint, EarlyStopping("val/rmse", patience=3),
+                                       LoopTimer("stage1")])  # fmt: skip
         trainer.fit(module, datamodule=dm)
         if not checkpoint.best_model_path:
             return max(trainer.current_epoch, 1)

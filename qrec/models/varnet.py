@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from qrec.data.datamodule import RATING_MAX, RATING_MIN, RatingsDataModule, scale
 from qrec.models.base import RatingModule
+from qrec.models.components.optim import adam
 from qrec.models.svd import CENTERS, svd_latents
 from qrec.quantum.circuits import VarNetSpec
 
@@ -148,8 +149,8 @@ class VarNetModule(RatingModule):
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         users, items, ratings = batch[:3]
         loss = F.mse_loss(scale(self.predict(users, items)), scale(ratings))
-        self.log("train/loss", loss, prog_bar=True)
+        self.log_train_loss(loss)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        return adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

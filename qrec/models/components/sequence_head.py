@@ -38,18 +38,21 @@ class SequenceHead(nn.Module):
         self.out = nn.Linear(hidden, 1)
 
     def forward(
-        self, values: torch.Tensor, users: torch.Tensor, items: torch.Tensor, valid: torch.Tensor
+        self, values: torch.Tensor, users: torch.Tensor, items: torch.Tensor, valid: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Args: values (b, L) scaled to [0, 1]; users (b,); items (b, L); valid (b, L) bool.
+        """Args: values (b, L) scaled to [0, 1]; users (b,); items (b, L); valid (b, L) bool, or None when
+        every step is valid (the single-step seed head: no mask to apply).
 
         Returns:
             (b,) predicted error in stars.
         """
         steps = values.shape[1]
         x = torch.cat([values.unsqueeze(2), self.user_emb(users).unsqueeze(1).expand(-1, steps, -1),
-                       self.item_emb(items)], dim=2) * valid.unsqueeze(2)  # fmt: skip
+                       self.item_emb(items)], dim=2)  # fmt: skip
+        if valid is not None:
+            x = x * valid.unsqueeze(2)
         if self.kind == "transformer":
-            h = self.cell(self.proj(x), src_key_padding_mask=~valid)[:, -1]
+            h = self.cell(self.proj(x), src_key_padding_mask=None if valid is None else ~valid)[:, -1]
         else:
             h = self.cell(x)[0][:, -1]
         return self.out(self.dropout(h)).squeeze(1)
