@@ -1,4 +1,4 @@
-"""Adam on torch's fastest path for the parameters' device."""
+"""Adam on torch's multi-tensor path."""
 
 from __future__ import annotations
 
@@ -6,23 +6,20 @@ from collections.abc import Iterable
 
 import torch
 
-# torch ships a fused Adam kernel (all parameters in one pass, no per-tensor Python loop) for these devices.
-FUSED_DEVICES = ("cpu", "cuda")
-
 
 def adam(params: Iterable[torch.Tensor] | Iterable[dict], **kwargs) -> torch.optim.Adam:
-    """``torch.optim.Adam(params, **kwargs)`` with ``fused=True`` where torch has a fused kernel for the
-    parameters' device, else the multi-tensor (``foreach``) path; torch's default on CPU is the slower
-    single-tensor loop (a stage-2 step of the hybrid spent more time in it than in the LSTM).
+    """``torch.optim.Adam(params, foreach=True, **kwargs)``: one multi-tensor update per step instead of
+    torch's default on CPU, a Python loop over parameters (a stage-2 step of the hybrid spent more time in
+    that loop than in its LSTM). Same arithmetic as the loop (bit-identical updates).
+
+    Not ``fused=True``: in the hybrid's stage 2 on CPU (torch 2.13) the fused kernel, although within
+    1e-6 of the loop on a toy problem, led training to val RMSE 0.948 instead of 0.924 (seed 0); the
+    multi-tensor path reproduces the loop's results exactly.
 
     Args:
-        params: parameters or parameter groups (dicts with ``params``), all on one device.
+        params: parameters or parameter groups (dicts with ``params``).
         kwargs: Adam's arguments (lr, weight_decay, ...).
     """
-    params = list(params)
-    first = next((p for group in params for p in (group["params"] if isinstance(group, dict) else [group])), None)
-    if first is not None and first.device.type in FUSED_DEVICES:
-        return torch.optim.Adam(params, fused=True, **kwargs)
     return torch.optim.Adam(params, foreach=True, **kwargs)
 
 
