@@ -67,7 +67,11 @@ def _unit_labels(runs: list[dict]) -> list[str]:
 
 
 def rmse_vs_time(runs_by_label: dict[str, list[dict]]) -> Figure | None:
-    """Test RMSE against inference time per model: mean over seeds, error bars = std over seeds."""
+    """Test RMSE against inference time per model, marker and colour by family.
+
+    Vertical bars: ± std of RMSE over seeds. Horizontal bars: min-max of the time over seeds (a std
+    would run below zero on the log axis; timings are skewed by machine load).
+    """
     from matplotlib.figure import Figure
 
     key_x, key_y = "test/infer_s_per_20k", "test/rmse"
@@ -79,22 +83,21 @@ def rmse_vs_time(runs_by_label: dict[str, list[dict]]) -> Figure | None:
         if not runs:
             continue
         xs, ys = [r[key_x] for r in runs], [r[key_y] for r in runs]
-        spread = (lambda v: statistics.stdev(v) if len(v) > 1 else 0.0)  # noqa: E731
+        x, y = statistics.fmean(xs), statistics.fmean(ys)
         kind = family(runs[0])
         marker, colour = STYLE[kind]
         ax.errorbar(
-            statistics.fmean(xs), statistics.fmean(ys), xerr=spread(xs), yerr=spread(ys), fmt=marker, color=colour,
-            ms=7, capsize=3, label=kind if kind not in seen_families else "_nolegend_",
+            x, y, xerr=[[x - min(xs)], [max(xs) - x]], yerr=statistics.stdev(ys) if len(ys) > 1 else 0.0,
+            fmt=marker, color=colour, ms=7, capsize=3, label=kind if kind not in seen_families else "_nolegend_",
         )  # fmt: skip
         seen_families.add(kind)
-        ax.annotate(f"{_short(label)} (n={len(runs)})", (statistics.fmean(xs), statistics.fmean(ys)),
-                    textcoords="offset points", xytext=(6, 3), fontsize=7)  # fmt: skip
+        ax.annotate(f"{_short(label)} (n={len(runs)})", (x, y), textcoords="offset points", xytext=(6, 3), fontsize=7)
     if not seen_families:
         return None
     ax.set_xscale("log")
-    ax.set_xlabel("inference time per 20,000 predictions (s, log)")
-    ax.set_ylabel("test RMSE")
-    ax.set_title("Accuracy vs inference time (mean over seeds; bars: std over seeds)")
+    ax.set_xlabel("inference time per 20,000 predictions (s, log; bars: min-max over seeds)")
+    ax.set_ylabel("test RMSE (bars: ± std over seeds)")
+    ax.set_title("Accuracy vs inference time (mean over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(title="family", fontsize=8)
     return fig
@@ -144,31 +147,36 @@ def _curve(run: dict, metric: str):
 
 
 def learning_curves(runs_by_label: dict[str, list[dict]]) -> Figure | None:
-    """Validation metric per epoch: one line per run, one colour per model, seeds named in the legend."""
-    from matplotlib import colormaps
+    """Validation metric per epoch: one panel per family, one line per run, one colour per model.
+
+    The legend names each model's seeds; the line style tells a model's seeds apart (solid = the first).
+    """
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 5), layout="constrained")
-    ax = fig.subplots()
-    colours = colormaps["tab20"].colors
-    metrics = set()
-    for index, (label, runs) in enumerate(sorted(runs_by_label.items())):
+    panels: dict[str, list] = {}
+    for label, runs in sorted(runs_by_label.items()):
         metric = runs[0].get("optimized_metric") or "val/rmse"
         curves = [(name, _curve(run, metric)) for name, run in zip(_unit_labels(runs), runs)]
         curves = [(name, curve) for name, curve in curves if curve is not None]
-        if not curves:
-            continue
-        metrics.add(metric)
-        styles = ("-", "--", ":", "-.")
-        for i, (_, curve) in enumerate(curves):
-            legend = f"{_short(label)} ({', '.join(name for name, _ in curves)})" if i == 0 else "_nolegend_"
-            ax.plot(curve.index, curve.values, styles[i % 4], marker=".", ms=3, lw=1,
-                    color=colours[index % len(colours)], label=legend)  # fmt: skip
-    if not metrics:
+        if curves:
+            panels.setdefault(family(runs[0]), []).append((label, metric, curves))
+    if not panels:
         return None
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(" / ".join(sorted(metrics)) + " (validation)")
-    ax.set_title("Learning curves: every run (line style: seed order)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=2)
+    order = [kind for kind in STYLE if kind in panels]
+    fig = Figure(figsize=(5.5 * len(order), 4.8), layout="constrained")
+    axes = fig.subplots(1, len(order), squeeze=False, sharey=True)[0]
+    styles = ("-", "--", ":", "-.")
+    for ax, kind in zip(axes, order):
+        for index, (label, _, curves) in enumerate(panels[kind]):
+            for i, (_, curve) in enumerate(curves):
+                legend = f"{_short(label)} ({', '.join(name for name, _ in curves)})" if i == 0 else "_nolegend_"
+                ax.plot(curve.index, curve.values, styles[i % 4], marker=".", ms=3, lw=1, color=f"C{index % 10}",
+                        label=legend)  # fmt: skip
+        ax.set_title(f"{kind} models")
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    metrics = sorted({metric for entries in panels.values() for _, metric, _ in entries})
+    axes[0].set_ylabel(" / ".join(metrics) + " (validation)")
+    fig.suptitle("Learning curves: every run (line style: solid, dashed, dotted = the seeds in legend order)")
     return fig

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 from qrec.report import plots
@@ -21,14 +21,13 @@ FIGURES = {
 
 def _atomic_write(path: Path, write) -> None:
     # A unique temporary name in the same folder, then os.replace: a reader never sees half a file.
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(handle)
+    # (uuid rather than mkstemp, so the file gets the usual umask permissions, not 0600.)
+    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}{path.suffix}")
     try:
-        write(Path(temporary))
+        write(temporary)
         os.replace(temporary, path)
     finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+        temporary.unlink(missing_ok=True)
 
 
 def group_report(

@@ -117,10 +117,10 @@ def test_every_seed_is_drawn_and_labelled(tmp_path):
         fake_run(tmp_path, f"varnet_{seed}", "varnet", "VarNetModule", seed=seed, noise=0.8)
         fake_run(tmp_path, f"vl_{seed}", "varnet_lstm", "QuantumErrorLSTMModule", seed=seed, noise=0.6)
     (runs_by_label,) = by_group(load_runs(tmp_path)).values()
-    curves = plots.learning_curves(runs_by_label).axes[0]
-    assert len(curves.lines) == 6  # 3 models x 2 seeds
-    legend = [t.get_text() for t in curves.get_legend().get_texts()]
-    assert legend == ["als (seed 0, seed 1)", "varnet (seed 0, seed 1)", "varnet_lstm (seed 0, seed 1)"]
+    curves = plots.learning_curves(runs_by_label).axes  # one panel per family: classical, hybrid, quantum
+    assert [len(ax.lines) for ax in curves] == [2, 2, 2]  # every seed of every model
+    legend = [t.get_text() for ax in curves for t in ax.get_legend().get_texts()]
+    assert legend == ["als (seed 0, seed 1)", "varnet_lstm (seed 0, seed 1)", "varnet (seed 0, seed 1)"]
     panels = [ax for ax in plots.prediction_histograms(runs_by_label).axes if ax.get_legend()]
     assert len(panels) == 3
     assert all([t.get_text() for t in ax.get_legend().get_texts()] == ["seed 0", "seed 1"] for ax in panels)
