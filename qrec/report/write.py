@@ -31,8 +31,9 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def group_report(
-    name: str, runs_by_label: dict[str, list[dict]], reference: str, out: Path, fmt: str, n_resamples: int, seed: int
-) -> list[str]:
+    name: str, runs_by_label: dict[str, list[dict]], reference: str, out: Path, fmt: str | None, n_resamples: int,
+    seed: int,
+) -> list[str]:  # fmt: skip
     """The markdown of one group of comparable runs; writes its figures into ``out``."""
     all_runs = [run for runs in runs_by_label.values() for run in runs]
     keys = metric_keys(all_runs)
@@ -67,7 +68,7 @@ def group_report(
         if detail:
             text += ["### User-level bootstrap on every test set", "", detail, ""]
     suffix = f"_{name}" if name else ""
-    for stem, (title, draw) in FIGURES.items():
+    for stem, (title, draw) in FIGURES.items() if fmt else ():
         figure = draw(runs_by_label)
         if figure is None:
             continue
@@ -78,7 +79,7 @@ def group_report(
 
 
 def write_report(
-    root: Path, out: Path | None = None, reference: str = "als", fmt: str = "png", n_resamples: int = 2000,
+    root: Path, out: Path | None = None, reference: str = "als", fmt: str | None = "png", n_resamples: int = 2000,
     seed: int = 0,
 ) -> Path:  # fmt: skip
     """Write results.md and the figures into ``out`` (default: ``root``); return the results.md path.
@@ -87,11 +88,11 @@ def write_report(
         root: a run or multirun directory (every ``metrics.json`` below it is a run).
         out: output folder.
         reference: label (``als``) or model class (``ALSModule``) every model is compared with.
-        fmt: figure format, one of ``png``, ``pdf``, ``svg``.
+        fmt: figure format, one of ``png``, ``pdf``, ``svg``; None writes no figures.
         n_resamples: bootstrap resamples of users.
         seed: fixes the bootstrap resamples.
     """
-    if fmt not in FORMATS:
+    if fmt is not None and fmt not in FORMATS:
         raise SystemExit(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.")
     if n_resamples < 100:
         raise SystemExit(f"--resamples {n_resamples} is too few for a 95% interval; use 1000 or more.")
