@@ -30,6 +30,17 @@ def _atomic_write(path: Path, write) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def _method_text(unit: str, ref_label: str, n_resamples: int, seed: int) -> str:
+    return (
+        f"Paired over test sets (unit: **{unit}**, treated as independent replicates of split + training; "
+        f"a model's row uses the test sets both it and {ref_label} ran on): mean difference, 95% Student-t "
+        "interval and two-sided paired t-test p over those units. Within each test set: 95% BCa bootstrap "
+        f"interval over **users** ({n_resamples} resamples of users with replacement, seed {seed}; both models "
+        "scored on the same resampled ratings). An interval that contains 0 means that unit of evidence cannot "
+        "tell the two models apart. See docs/significance.md."
+    )
+
+
 def group_report(
     name: str, runs_by_label: dict[str, list[dict]], reference: str, out: Path, fmt: str | None, n_resamples: int,
     seed: int,
@@ -54,12 +65,7 @@ def group_report(
         }  # fmt: skip
         unit = next(iter(comparisons.values())).unit if comparisons else "test set"
         text += [f"### Differences from `{ref_label}` (model − {ref_label}; negative = lower than {ref_label})", "",
-                 f"Paired over independent test sets (unit: **{unit}**; a model's row uses the test sets both it "
-                 f"and {ref_label} ran on): mean difference, 95% Student-t interval and two-sided paired t-test p "
-                 f"over those units. Within each test set: 95% BCa bootstrap interval over **users** "
-                 f"({n_resamples} resamples of users with replacement, seed {seed}; both models scored on the same "
-                 "resampled ratings). An interval that contains 0 means that unit of evidence cannot tell the "
-                 "two models apart. See docs/significance.md.", "",
+                 _method_text(unit, ref_label, n_resamples, seed), "",
                  comparison_table(comparisons, ref_label, order), ""]  # fmt: skip
         notes = unpaired_notes(comparisons, ref_label)
         if notes:
