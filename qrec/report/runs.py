@@ -57,16 +57,20 @@ def by_group(runs: list[dict]) -> dict[str, dict[str, list[dict]]]:
 
 
 def per_unit(runs: list[dict], key: str) -> dict[tuple, float]:
-    """unit key -> ``run[key]``; two runs of one model on the same unit is an error, not an average."""
+    """unit key -> ``run[key]``.
+
+    Raises:
+        ValueError: two runs of one label on the same test set (they cannot be paired; never averaged).
+    """
     out: dict[tuple, float] = {}
     for run in runs:
         if key not in run:
             continue
         unit = unit_key(run)
         if unit in out:
-            raise SystemExit(
-                f"Two runs of {run['label']} on the same test set {describe_unit(unit)} "
-                f"({run['_dir']} and another): remove one, or give them different labels (label=...)."
+            raise ValueError(
+                f"two runs of {run['label']} on the same test set {describe_unit(unit)} "
+                f"({run['_dir']} and another; a sweep?): give them different labels (label=...) to compare them"
             )
         out[unit] = float(run[key])
     return out

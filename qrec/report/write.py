@@ -59,17 +59,20 @@ def group_report(
         text += [f"No run matches the reference `{reference}` (a label or model class; `--reference` sets it): "
                  f"no paired comparison. Labels here: {', '.join(labels)}.", ""]  # fmt: skip
     else:
-        comparisons = {
-            label: compare(runs, runs_by_label[ref_label], n_resamples, seed)
-            for label, runs in runs_by_label.items() if label != ref_label
-        }  # fmt: skip
+        comparisons, refused = {}, []
+        for label, runs in runs_by_label.items():
+            if label != ref_label:
+                try:
+                    comparisons[label] = compare(runs, runs_by_label[ref_label], n_resamples, seed)
+                except ValueError as error:  # reported in results.md, the rest of the report still runs
+                    refused.append(f"- {label}: not compared, {error}.")
         unit = next(iter(comparisons.values())).unit if comparisons else "test set"
         text += [f"### Differences from `{ref_label}` (model − {ref_label}; negative = lower than {ref_label})", "",
                  _method_text(unit, ref_label, n_resamples, seed), "",
                  comparison_table(comparisons, ref_label, order), ""]  # fmt: skip
-        notes = unpaired_notes(comparisons, ref_label)
+        notes = unpaired_notes(comparisons, ref_label) + refused
         if notes:
-            text += ["Test sets without a partner (reported, left out of the pairing):", *notes, ""]
+            text += ["Left out of the pairing (reported, never dropped silently):", *notes, ""]
         detail = user_level_table(comparisons, order)
         if detail:
             text += ["### User-level bootstrap on every test set", "", detail, ""]

@@ -85,6 +85,15 @@ def test_grouplens_folds_and_dataset_groups(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000
 
 
+def test_two_runs_of_one_model_on_one_test_set_are_reported_not_averaged(tmp_path):
+    fake_run(tmp_path, "a", "als", "ALSModule")
+    fake_run(tmp_path, "b1", "bias", "BiasModule")
+    fake_run(tmp_path, "b2", "bias", "BiasModule", noise=0.7)  # e.g. a sweep over bias's settings
+    text = write_report(tmp_path, n_resamples=500).read_text()
+    assert "- bias: not compared, two runs of bias on the same test set split=random seed=0" in text
+    assert "| bias | classical | 2 (seed 0, 0) |" in text
+
+
 def test_runs_on_different_test_data_are_refused(tmp_path):
     fake_run(tmp_path, "a", "als", "ALSModule")
     other = fake_run(tmp_path, "b", "bias", "BiasModule")
