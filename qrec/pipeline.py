@@ -82,7 +82,8 @@ def run(cfg: DictConfig) -> dict:
         metrics.update(refit_metrics, refit_epochs=epochs)
     metrics.update(
         model=cfg.model._target_.rsplit(".", 1)[-1], label=cfg.get("label") or _model_choice(cfg),
-        split=cfg.data.get("split"), seed=cfg.seed,
+        split=cfg.data.get("split"), fold=cfg.data.get("fold") if cfg.data.get("split") == "kfold" else None,
+        seed=cfg.seed,
         fit_s=fit_s, epochs=trainer.current_epoch, best_checkpoint=best,
         optimized_metric=cfg.optimized_metric, optimized=optimized,
     )  # fmt: skip
@@ -93,6 +94,7 @@ def run(cfg: DictConfig) -> dict:
     if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
         np.save(out / "test_predictions.npy", predictions.numpy())
         np.save(out / "test_ratings.npy", datamodule.test.ratings.numpy())
+        np.save(out / "test_users.npy", datamodule.test.users.numpy())  # the unit of the user-level bootstrap
     log_extras(loggers, model, metrics)
     if trainer.is_global_zero:
         print_summary(metrics, out)
