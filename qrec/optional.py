@@ -6,7 +6,7 @@ import importlib
 from types import ModuleType
 
 EXTRAS = {"pennylane": "quantum", "dimod": "qubo", "dwave": "qubo", "dwave.samplers": "qubo",
-          "dwave.system": "qubo", "wandb": "wandb", "optuna": "optuna"}  # fmt: skip
+          "dwave.system": "qubo", "wandb": "wandb", "optuna": "optuna", "pyarrow": "parquet"}  # fmt: skip
 
 
 def require(module: str) -> ModuleType:

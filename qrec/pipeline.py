@@ -87,6 +87,7 @@ def run(cfg: DictConfig) -> dict:
         fit_s=fit_s, epochs=trainer.current_epoch, best_checkpoint=best,
         optimized_metric=cfg.optimized_metric, optimized=optimized,
     )  # fmt: skip
+    metrics.update(dataset=datamodule.describe(), **datamodule.cold_start())  # what it ran on (reports group by it)
     metrics.update(getattr(model, "extra_metrics", {}))
     metrics.update(timing.take(), **{"timing/fit_s": fit_s, "timing/run_s": time.perf_counter() - run_start})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -11,10 +11,8 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
-from qrec.data.movielens import DataError, RatingTable
-from qrec.data.splits import Split, make_split
-
-RATING_MIN, RATING_MAX = 1.0, 5.0
+from qrec.data.splits import Split, check_not_empty, make_split
+from qrec.data.table import DataError, RatingTable
 
 
 class Ratings(NamedTuple):
@@ -43,14 +41,16 @@ class _RatingRows(Dataset):
         return tuple(field[rows] for field in self.data[: self.fields])
 
 
-def scale(ratings: torch.Tensor) -> torch.Tensor:
-    """Stars [1, 5] -> [0, 1] (fixed affine map; nothing fitted, so no leakage)."""
-    return (ratings - RATING_MIN) / (RATING_MAX - RATING_MIN)
+def scale(ratings: torch.Tensor, rating_scale: tuple[float, float]) -> torch.Tensor:
+    """Ratings on ``rating_scale`` = (min, max) -> [0, 1] (the data's scale: a fixed affine map, no leakage)."""
+    lo, hi = rating_scale
+    return (ratings - lo) / (hi - lo)
 
 
-def unscale(values: torch.Tensor) -> torch.Tensor:
-    """[0, 1] -> stars [1, 5]."""
-    return values * (RATING_MAX - RATING_MIN) + RATING_MIN
+def unscale(values: torch.Tensor, rating_scale: tuple[float, float]) -> torch.Tensor:
+    """[0, 1] -> ratings on ``rating_scale``."""
+    lo, hi = rating_scale
+    return values * (hi - lo) + lo
 
 
 class RatingsDataModule(L.LightningDataModule):
@@ -68,6 +68,9 @@ class RatingsDataModule(L.LightningDataModule):
         train_on_val: the validation ratings join the training split (``refit_on_val=true`` in
             ``train.py``: a final fit after every choice was made on validation). Validation metrics of
             such a model are not held-out numbers.
+        leave_out: ratings per user held out by ``split=leave_last``.
+        rating_scale: (min, max) of the ratings; None takes the table's declared scale, else the
+            training split's range. Models clip to it and quantum models map it to [0, 1].
     """
 
     def __init__(
@@ -81,6 +84,8 @@ class RatingsDataModule(L.LightningDataModule):
         eval_batch_size: int = 20_000,
         with_timestamps: bool = False,
         train_on_val: bool = False,
+        leave_out: int = 1,
+        rating_scale: tuple[float, float] | None = None,
     ):
         super().__init__()
         if batch_size is not None and batch_size < 1:
@@ -88,13 +93,16 @@ class RatingsDataModule(L.LightningDataModule):
         self.dataset, self.split, self.seed, self.fold = dataset, split, seed, fold
         self.val_fraction, self.batch_size, self.eval_batch_size = val_fraction, batch_size, eval_batch_size
         self.with_timestamps, self.train_on_val = with_timestamps, train_on_val
+        self.leave_out = leave_out
+        self.declared_scale = None if rating_scale is None else tuple(float(v) for v in rating_scale)
         self.table: RatingTable | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.table is not None:
             return
         table = self.dataset()
-        indices = make_split(table, self.split, self.seed, self.fold, self.val_fraction)
+        indices = make_split(table, self.split, self.seed, self.fold, self.val_fraction, self.leave_out)
+        check_not_empty(indices, self.split, table.name, len(table))
         if self.train_on_val:
             indices = Split(np.sort(np.concatenate([indices.train, indices.val])), indices.val, indices.test)
         self.use_split(table, indices)
@@ -104,6 +112,37 @@ class RatingsDataModule(L.LightningDataModule):
         self.indices = indices
         self.train, self.val, self.test = (self._rows(table, idx) for idx in (indices.train, indices.val, indices.test))
         self.table = table
+        self.rating_scale = self._rating_scale(table)
+
+    def _rating_scale(self, table: RatingTable) -> tuple[float, float]:
+        declared = self.declared_scale or table.rating_scale
+        if declared is not None:
+            lo, hi = declared
+            outside = int(((self.train.ratings < lo) | (self.train.ratings > hi)).sum())
+            if outside:
+                raise DataError(f"{outside} training ratings of {table.name} are outside data.rating_scale="
+                                f"[{lo:g}, {hi:g}]. Declare the scale your data uses.")  # fmt: skip
+            return float(lo), float(hi)
+        lo, hi = float(self.train.ratings.min()), float(self.train.ratings.max())
+        if lo == hi:
+            raise DataError(f"Every training rating of {table.name} is {lo:g}: no scale to learn. This is implicit "
+                            "feedback: use data=ratings_file_implicit, or set data.rating_scale=[min,max].")  # fmt: skip
+        return lo, hi
+
+    def cold_start(self) -> dict[str, int]:
+        """Test users and items never seen in training (the models give them the bias fallback)."""
+        seen_users, seen_items = np.unique(self.train.users.numpy()), np.unique(self.train.items.numpy())
+        return {
+            "test/cold_users": int(np.setdiff1d(np.unique(self.test.users.numpy()), seen_users).size),
+            "test/cold_items": int(np.setdiff1d(np.unique(self.test.items.numpy()), seen_items).size),
+        }
+
+    def describe(self) -> dict:
+        """What the run trained on, for metrics.json and reports: name, sizes, scale, split, sources."""
+        return describe_table(self.table, split=self.split, rating_scale=list(self.rating_scale),
+                              scale_source="declared" if (self.declared_scale or self.table.rating_scale)
+                              else "inferred from the training split",
+                              parts={"train": len(self.train), "val": len(self.val), "test": len(self.test)})  # fmt: skip
 
     @staticmethod
     def _rows(table: RatingTable, idx: np.ndarray) -> Ratings:
@@ -144,3 +183,9 @@ class RatingsDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test, self.eval_batch_size, shuffle=False)
+
+
+def describe_table(table: RatingTable, **extra) -> dict:
+    """``name``, ``users``, ``items``, ``ratings``, ``sources`` (file -> sha256) and ``extra``."""
+    return {"name": table.name, "users": table.n_users, "items": table.n_items, "ratings": len(table),
+            "timestamps": table.has_timestamps, "sources": dict(table.sources), **extra}  # fmt: skip

@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import lightning as L
 import numpy as np
@@ -25,8 +25,10 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from qrec.data.datamodule import describe_table
 from qrec.data.features import ItemFeatures, item_features
-from qrec.data.movielens import DataError, RatingTable
+from qrec.data.item_files import features_from_file
+from qrec.data.table import DataError, RatingTable
 
 
 class _Triples(Dataset):
@@ -66,9 +68,11 @@ class ImplicitDataModule(L.LightningDataModule):
 
     Args:
         dataset: callable returning a :class:`RatingTable` (Hydra ``_partial_``).
-        features: ``kg``, ``genres`` (see :mod:`qrec.data.features`) or None (no item features).
+        features: ``kg``, ``genres`` (see :mod:`qrec.data.features`), a mapping with ``path`` (and
+            optionally ``format``, ``sep``, ``item_column``: see :mod:`qrec.data.item_files`) for item
+            features from a file, or None (no item features; also a mapping whose ``path`` is null).
         n_features: number of KG features (150 or 500 in the paper's setting).
-        threshold: minimum rating that counts as an interaction.
+        threshold: minimum rating that counts as an interaction; None: every row is one.
         test_fraction, val_fraction: 0.2 and 0.2 (of the remaining train part) in the paper.
         seed: fixes the split, the training subset and the negative samples.
         train_fraction: share of the training interactions BPR trains on (1.0: all).
@@ -78,9 +82,9 @@ class ImplicitDataModule(L.LightningDataModule):
     def __init__(
         self,
         dataset: Callable[[], RatingTable],
-        features: str | None = "kg",
+        features: str | Mapping | None = "kg",
         n_features: int = 150,
-        threshold: float = 4.0,
+        threshold: float | None = 4.0,
         test_fraction: float = 0.2,
         val_fraction: float = 0.2,
         seed: int = 0,
@@ -111,15 +115,23 @@ class ImplicitDataModule(L.LightningDataModule):
             return
         table = self.dataset()
         self.features: ItemFeatures | None = None
-        if self.feature_kind is not None:
+        if isinstance(self.feature_kind, Mapping):
+            spec = dict(self.feature_kind)
+            if spec.get("path") is not None:
+                self.features = features_from_file(table, **spec)
+        elif self.feature_kind is not None:
             self.features = item_features(table, self.feature_kind, self.n_features_requested)
         if self.features is not None and self.features.matrix.shape[0] != table.n_items:
             raise DataError(
                 f"Feature matrix has {self.features.matrix.shape[0]} rows for {table.n_items} items."
             )
-        liked = np.flatnonzero(table.ratings >= self.threshold)
+        liked = np.arange(len(table)) if self.threshold is None else np.flatnonzero(table.ratings >= self.threshold)
         if len(liked) < 10:
-            raise DataError(f"Only {len(liked)} ratings are ≥ threshold={self.threshold}: nothing to rank.")
+            raise DataError(
+                f"Only {len(liked)} of {table.name}'s {len(table)} ratings are ≥ data.threshold={self.threshold}: "
+                "too few interactions to split into train/validation/test (at least 10). Lower data.threshold, "
+                "or set data.threshold=null to count every row."
+            )
         rng = np.random.default_rng(self.seed)
         order = rng.permutation(liked)
         n_test = int(round(self.test_fraction * len(order)))
@@ -133,6 +145,10 @@ class ImplicitDataModule(L.LightningDataModule):
                 (np.ones(len(rows), dtype=np.float32), (table.users[rows], table.items[rows])), shape=shape
             )
 
+        for part, rows in (("validation", val), ("test", test), ("train", train)):
+            if len(rows) == 0:
+                raise DataError(f"The {part} part of {table.name}'s {len(liked)} interactions is empty; raise "
+                                "data.test_fraction / data.val_fraction or use more data.")  # fmt: skip
         self.rows = {"train": train, "val": val, "test": test}  # rating-table rows of each split
         self.train, self.val, self.test = csr(train), csr(val), csr(test)
         fit = train
@@ -180,6 +196,22 @@ class ImplicitDataModule(L.LightningDataModule):
             "test": int(self.test.nnz),
             **({} if self.features is None else self.features.summary()),
         }
+
+    def cold_start(self) -> dict[str, int]:
+        """Test users and items with no training interaction."""
+        test_users, test_items = np.unique(self.test.nonzero()[0]), np.unique(self.test.nonzero()[1])
+        return {
+            "test/cold_users": int((np.diff(self.train.indptr)[test_users] == 0).sum()),
+            "test/cold_items": int((np.asarray(self.train.sum(0)).ravel()[test_items] == 0).sum()),
+        }
+
+    def describe(self) -> dict:
+        """What the run trained on, for metrics.json and reports (see RatingsDataModule.describe)."""
+        return describe_table(
+            self.table, split="random", threshold=self.threshold,
+            parts={"train": int(self.train.nnz), "val": int(self.val.nnz), "test": int(self.test.nnz)},
+            features=None if self.features is None else self.features.source,
+        )  # fmt: skip
 
     # --- sampling and loaders -------------------------------------------------------------------
     def sample_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:

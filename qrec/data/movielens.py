@@ -9,17 +9,19 @@ without dependencies, verified by sha256 and moved into the cache only once comp
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from qrec.data.cache import cache_root, cached_folder, check_sha256
+from qrec.data.files import read_delimited
+from qrec.data.table import DataError, RatingTable, build_table, line_numbers, sha256
+
+__all__ = ["DataError", "RatingTable", "cache_dir", "load_movielens100k", "sha256"]
 
 WHEEL = "recbole==1.2.1"
 WHEEL_DIR = "recbole/dataset_example/ml-100k/"
@@ -38,54 +40,9 @@ GROUPLENS_GENRES = [
 ]  # fmt: skip
 
 
-class DataError(ValueError):
-    """Bad or missing data; the message names the file, line or key and how to fix it."""
-
-
-@dataclass
-class RatingTable:
-    """Explicit ratings with contiguous 0-based user and item codes, in file order.
-
-    Attributes:
-        users, items: (n,) int64 codes; ``user_ids[code]`` / ``item_ids[code]`` give the raw ids.
-        ratings: (n,) float32 stars in [1, 5].
-        timestamps: (n,) int64 unix seconds.
-        item_info: one row per item code: ``title``, ``year``, ``genres`` (list of str), or None.
-        kg: knowledge-graph triples (``head``, ``relation``, ``tail``), or None.
-        link: item code -> KG entity (``item``, ``entity``), or None.
-    """
-
-    users: np.ndarray
-    items: np.ndarray
-    ratings: np.ndarray
-    timestamps: np.ndarray
-    user_ids: np.ndarray
-    item_ids: np.ndarray
-    name: str = "ml-100k"
-    item_info: pd.DataFrame | None = None
-    kg: pd.DataFrame | None = None
-    link: pd.DataFrame | None = None
-
-    @property
-    def n_users(self) -> int:
-        return len(self.user_ids)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.item_ids)
-
-    def __len__(self) -> int:
-        return len(self.ratings)
-
-
 def cache_dir() -> Path:
-    """Where fetched files live: ``$QREC_DATA_DIR`` or ``~/.cache/qrec``, plus ``ml-100k``."""
-    base = os.environ.get("QREC_DATA_DIR") or Path.home() / ".cache" / "qrec"
-    return Path(base) / "ml-100k"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """Where the fetched files live: ``$QREC_DATA_DIR`` or ``~/.cache/qrec``, plus ``ml-100k``."""
+    return cache_root() / "ml-100k"
 
 
 def load_movielens100k(root: str | None = None) -> RatingTable:
@@ -108,104 +65,58 @@ def load_movielens100k(root: str | None = None) -> RatingTable:
             "files (ml-100k.inter, ...). Point data.root at the unzipped ml-100k folder, or drop "
             "data.root to use the automatic download."
         )
-    folder = cache_dir()
-    if not all((folder / name).is_file() for name in CHECKSUMS):
-        fetch_to_cache(folder)
+    folder = cached_folder("ml-100k", fetch_to_cache, _verify)
+    table = _read_atomic(folder)
+    table.sources = {name: CHECKSUMS[name] for name in ("ml-100k.inter", "ml-100k.item")}
+    return table
+
+
+def _verify(folder: Path) -> str | None:
     for name, expected in CHECKSUMS.items():
-        if sha256(folder / name) != expected:
-            raise DataError(
-                f"{folder / name} has the wrong sha256 (expected {expected}). The cache is corrupt: "
-                f"delete {folder} and run again to re-fetch it."
-            )
-    return _read_atomic(folder)
+        problem = check_sha256(folder / name, expected)
+        if problem is not None:
+            return problem
+    return None
 
 
-def fetch_to_cache(folder: Path) -> None:
-    """Download the recbole wheel (no dependencies), verify and move its ml-100k files to ``folder``.
+def fetch_to_cache(staging: Path) -> None:
+    """Download the recbole wheel (no dependencies) and extract its verified ml-100k files to ``staging``.
 
-    Everything happens in a temporary directory next to ``folder``; the final rename is atomic, so a
-    failed fetch leaves nothing half-written in the cache.
+    :func:`qrec.data.cache.cached_folder` calls it under the cache lock and publishes ``staging``
+    with one rename once every file is in place.
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder.parent, prefix=".fetch-") as tmp:
-        tmp = Path(tmp)
-        print(f"qrec: fetching MovieLens-100k ({WHEEL} wheel, ~2 MB) into {folder} ...", file=sys.stderr)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(tmp), WHEEL]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(tmp.glob("recbole-*.whl"))
-        if result.returncode != 0 or not wheels:
-            raise DataError(
-                f"Could not download {WHEEL} from the package index (`{' '.join(cmd[2:])}` said: "
-                f"{result.stderr.strip()[-500:] or 'nothing'}). Without network access, download the "
-                "GroupLens ml-100k zip elsewhere and run with data.root=/path/to/ml-100k."
-            )
-        staged = tmp / "ml-100k"
-        staged.mkdir()
-        with zipfile.ZipFile(wheels[0]) as wheel:
-            for name, expected in CHECKSUMS.items():
-                data = wheel.read(WHEEL_DIR + name)
-                if hashlib.sha256(data).hexdigest() != expected:
-                    raise DataError(f"{name} inside {wheels[0].name} has an unexpected sha256; not cached.")
-                (staged / name).write_bytes(data)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staged.rename(folder)
-
-
-def _numeric(frame: pd.DataFrame, column: str, path: Path, header_lines: int) -> np.ndarray:
-    """Parse one column as numbers, naming the first bad line instead of failing deep in pandas."""
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = np.flatnonzero(values.isna().to_numpy())
-    if len(bad):
-        line = bad[0] + 1 + header_lines
+    print(f"qrec: fetching MovieLens-100k ({WHEEL} wheel, ~2 MB) into {cache_dir()} ...", file=sys.stderr)
+    download = staging / "wheel"
+    download.mkdir()
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(download), WHEEL]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    wheels = list(download.glob("recbole-*.whl"))
+    if result.returncode != 0 or not wheels:
         raise DataError(
-            f"{path}, line {line}: {column} {frame[column].iloc[bad[0]]!r} is not a number "
-            f"({len(bad)} bad rows in all). Fix or remove those lines."
+            f"Could not download {WHEEL} from the package index (`{' '.join(cmd[2:])}` said: "
+            f"{result.stderr.strip()[-500:] or 'nothing'}). Without network access, download the "
+            "GroupLens ml-100k zip elsewhere and run with data.root=/path/to/ml-100k."
         )
-    return values.to_numpy()
+    with zipfile.ZipFile(wheels[0]) as wheel:
+        for name, expected in CHECKSUMS.items():
+            data = wheel.read(WHEEL_DIR + name)
+            if hashlib.sha256(data).hexdigest() != expected:
+                raise DataError(f"{name} inside {wheels[0].name} has an unexpected sha256; not cached.")
+            (staging / name).write_bytes(data)
+    wheels[0].unlink()
+    download.rmdir()
 
 
 def _read_table(path: Path, names: list[str], sep: str, header: bool, encoding: str = "utf-8") -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"Missing data file {path}. Restore it (or delete the folder to re-fetch).")
-    try:
-        return pd.read_csv(
-            path, sep=sep, header=None, skiprows=1 if header else 0, names=names, dtype=str,
-            encoding=encoding, keep_default_na=False, quoting=3, engine="python" if len(sep) > 1 else "c",
-        )  # fmt: skip
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} cannot be parsed ({err}). Is it the right file?") from err
+    return read_delimited(path, names, sep, header, encoding)
 
 
 def _ratings_table(frame: pd.DataFrame, path: Path, header_lines: int, name: str) -> RatingTable:
-    """Validate raw rating rows and encode ids as contiguous codes."""
-    if len(frame) == 0:
-        raise DataError(f"{path} holds no ratings.")
-    ratings = _numeric(frame, "rating", path, header_lines).astype(np.float32)
-    timestamps = _numeric(frame, "timestamp", path, header_lines).astype(np.int64)
-    outside = np.flatnonzero((ratings < 1) | (ratings > 5))
-    if len(outside):
-        line = outside[0] + 1 + header_lines
-        raise DataError(
-            f"{path}, line {line}: rating {ratings[outside[0]]:g} is outside 1-5 "
-            f"({len(outside)} such rows). Fix or remove those lines."
-        )
-    duplicated = frame.duplicated(["user", "item"], keep=False).to_numpy()
-    if duplicated.any():
-        rows = np.flatnonzero(duplicated)
-        first = frame.iloc[rows[0]]
-        twin = rows[(frame["user"].iloc[rows] == first["user"]).to_numpy()
-                    & (frame["item"].iloc[rows] == first["item"]).to_numpy()]  # fmt: skip
-        raise DataError(
-            f"{path}: user {first['user']} rated item {first['item']} more than once (lines "
-            f"{', '.join(str(r + 1 + header_lines) for r in twin[:5])}). Keep one rating per pair."
-        )
-    user_codes, user_ids = pd.factorize(frame["user"], sort=False)
-    item_codes, item_ids = pd.factorize(frame["item"], sort=False)
-    return RatingTable(
-        users=user_codes.astype(np.int64), items=item_codes.astype(np.int64), ratings=ratings,
-        timestamps=timestamps, user_ids=np.asarray(user_ids), item_ids=np.asarray(item_ids), name=name,
-    )  # fmt: skip
+    table = build_table(frame, path, line_numbers(header_lines), name, rating_scale=(1.0, 5.0))
+    table.sources = {path.name: sha256(path)}
+    return table
 
 
 def _read_atomic(folder: Path) -> RatingTable:

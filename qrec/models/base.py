@@ -7,7 +7,7 @@ A subclass implements two methods:
 - ``predict(users, items)``: (batch,) predicted stars for known users and items (unclipped).
 
 The base class fits the cold-start baseline (global mean + regularised biases, train split only),
-routes unknown users/items to it, clips to [1, 5], and computes every reported metric through
+routes unknown users/items to it, clips to the data's rating scale, and computes every reported metric through
 :class:`qrec.metrics.RatingMetrics`, plus ``test/infer_s_per_20k``.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 
-from qrec.data.datamodule import RATING_MAX, RATING_MIN, RatingsDataModule
+from qrec.data.datamodule import RatingsDataModule
 from qrec.metrics import RatingMetrics
 from qrec.models.components.biases import fit_biases
 from qrec.models.components.frozen import bypassed
@@ -67,6 +67,7 @@ class RatingModule(L.LightningModule):
         self.register_buffer("b_item", b_item)
         self.register_buffer("user_seen", torch.zeros(dm.n_users, dtype=torch.bool).index_fill_(0, train.users, True))
         self.register_buffer("item_seen", torch.zeros(dm.n_items, dtype=torch.bool).index_fill_(0, train.items, True))
+        self.rating_scale = dm.rating_scale  # (min, max) of the data: clipping and [0, 1] scaling use it
         self.build(dm)
         self._built = True
 
@@ -77,7 +78,7 @@ class RatingModule(L.LightningModule):
     def predict_clipped(
         self, users: torch.Tensor, items: torch.Tensor, predict: Callable[..., torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Predicted stars in [1, 5]; users/items never seen in training get the biases only.
+        """Predicted ratings clipped to the data's scale; users/items never seen in training get the biases only.
 
         Args:
             users, items: (batch,) int64 codes; codes outside the table are allowed (cold start).
@@ -93,7 +94,7 @@ class RatingModule(L.LightningModule):
         item_ok &= self.item_seen[items]
         fallback = self.mu + torch.where(user_ok, self.b_user[users], 0) + torch.where(item_ok, self.b_item[items], 0)
         preds = torch.where(user_ok & item_ok, (predict or self.predict)(users, items).to(fallback.dtype), fallback)
-        return preds.clamp(RATING_MIN, RATING_MAX)
+        return preds.clamp(*self.rating_scale)
 
     def log_train_loss(self, loss: torch.Tensor) -> None:
         """Log ``train/loss`` (and show it in the progress bar) on the steps the logger writes only.

@@ -134,13 +134,13 @@ class QuantumErrorLSTMModule(RatingModule):
 
     def forward(self, users: torch.Tensor, items: torch.Tensor, timestamps: torch.Tensor | None) -> torch.Tensor:
         r_q = self.base_prediction(users, items)
-        values, item_steps = scale(r_q).unsqueeze(1), items.unsqueeze(1)
+        values, item_steps = scale(r_q, self.rating_scale).unsqueeze(1), items.unsqueeze(1)
         valid = None  # one step, always valid: no mask
         if self.hparams.history:
             if timestamps is None:
                 raise ValueError("model.history > 0 needs data.with_timestamps=true (queries need their time).")
             past_items, past_ratings, past_valid = self.user_history.window(users, timestamps, self.hparams.history)
-            values = torch.cat([scale(past_ratings) * past_valid, values], 1)
+            values = torch.cat([scale(past_ratings, self.rating_scale) * past_valid, values], 1)
             item_steps = torch.cat([past_items, item_steps], 1)
             valid = torch.cat([past_valid, torch.ones_like(past_valid[:, :1])], 1)
         return r_q + self.head(values, users, item_steps, valid)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from qrec.data.datamodule import RATING_MAX, RATING_MIN, RatingsDataModule, scale
+from qrec.data.datamodule import RatingsDataModule, scale
 from qrec.models.base import RatingModule
 from qrec.models.components.optim import adam
 from qrec.models.svd import CENTERS, svd_latents
@@ -29,7 +29,6 @@ from qrec.quantum.circuits import VarNetSpec
 
 BACKENDS = ("torch", "pennylane")
 OFFSETS = ("none", "bias")
-SPAN = RATING_MAX - RATING_MIN  # one scaled unit in stars
 
 
 def minmax_fit(values: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +115,7 @@ class VarNetModule(RatingModule):
         n_out = self.spec.n_outputs
         # start as a small perturbation of the mean rating (or of the biases)
         self.head_scale = nn.Parameter(torch.full((n_out,), 0.1 / n_out))
-        start = float(scale(self.mu)) if hp.offset == "none" else 0.0
+        start = float(scale(self.mu, self.rating_scale)) if hp.offset == "none" else 0.0
         self.head_shift = nn.Parameter(torch.tensor(start))
 
     def circuit_drawing(self) -> str:
@@ -142,13 +141,14 @@ class VarNetModule(RatingModule):
     def predict(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.user_x[users], self.item_x[items]], dim=1)
         value = (self.circuit(x) * self.head_scale).sum(-1) + self.head_shift  # scaled-rating units
+        lo, hi = self.rating_scale  # one scaled unit is hi - lo in rating units
         if self.hparams.offset == "bias":
-            return self.baseline(users, items) + SPAN * value
-        return RATING_MIN + SPAN * value
+            return self.baseline(users, items) + (hi - lo) * value
+        return lo + (hi - lo) * value
 
     def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> torch.Tensor:
         users, items, ratings = batch[:3]
-        loss = F.mse_loss(scale(self.predict(users, items)), scale(ratings))
+        loss = F.mse_loss(scale(self.predict(users, items), self.rating_scale), scale(ratings, self.rating_scale))
         self.log_train_loss(loss)
         return loss
 

