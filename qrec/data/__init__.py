@@ -1,8 +1,21 @@
-"""Data: the MovieLens-100k loader, splits and the rating DataModule."""
+"""Data: rating tables from MovieLens, your own files or a generator; splits; the data modules.
 
-from qrec.data.datamodule import Ratings, RatingsDataModule
-from qrec.data.movielens import DataError, RatingTable, load_movielens100k
-from qrec.data.synthetic import make_synthetic_ratings
+Names are imported lazily (PEP 562) so the readers and the download cache load without torch and
+Lightning: a process that only fetches data (or a test that starts several) starts in a second.
+"""
 
-__all__ = ["DataError", "RatingTable", "Ratings", "RatingsDataModule", "load_movielens100k",
-           "make_synthetic_ratings"]
+from importlib import import_module
+
+_WHERE = {
+    "DataError": "qrec.data.table", "RatingTable": "qrec.data.table",
+    "Ratings": "qrec.data.datamodule", "RatingsDataModule": "qrec.data.datamodule",
+    "load_movielens100k": "qrec.data.movielens", "load_movielens": "qrec.data.grouplens",
+    "read_ratings": "qrec.data.files", "make_synthetic_ratings": "qrec.data.synthetic",
+}  # fmt: skip
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'qrec.data' has no attribute {name!r}")
+    return getattr(import_module(_WHERE[name]), name)

@@ -125,8 +125,10 @@ class RatingsDataModule(L.LightningDataModule):
             return float(lo), float(hi)
         lo, hi = float(self.train.ratings.min()), float(self.train.ratings.max())
         if lo == hi:
-            raise DataError(f"Every training rating of {table.name} is {lo:g}: no scale to learn. This is implicit "
-                            "feedback: use data=ratings_file_implicit, or set data.rating_scale=[min,max].")  # fmt: skip
+            raise DataError(
+                f"Every training rating of {table.name} is {lo:g}: no scale to learn. This is implicit "
+                "feedback: use data=ratings_file_implicit, or set data.rating_scale=[min,max]."
+            )
         return lo, hi
 
     def cold_start(self) -> dict[str, int]:
@@ -139,10 +141,12 @@ class RatingsDataModule(L.LightningDataModule):
 
     def describe(self) -> dict:
         """What the run trained on, for metrics.json and reports: name, sizes, scale, split, sources."""
-        return describe_table(self.table, split=self.split, rating_scale=list(self.rating_scale),
-                              scale_source="declared" if (self.declared_scale or self.table.rating_scale)
-                              else "inferred from the training split",
-                              parts={"train": len(self.train), "val": len(self.val), "test": len(self.test)})  # fmt: skip
+        declared = self.declared_scale or self.table.rating_scale
+        return describe_table(
+            self.table, split=self.split, rating_scale=list(self.rating_scale),
+            scale_source="declared" if declared else "inferred from the training split",
+            parts={"train": len(self.train), "val": len(self.val), "test": len(self.test)},
+        )  # fmt: skip
 
     @staticmethod
     def _rows(table: RatingTable, idx: np.ndarray) -> Ratings:

@@ -14,6 +14,7 @@ and ``movies.dat`` is ``MovieID::Title (Year)::Genre|Genre`` (ml-1m in latin-1);
 from __future__ import annotations
 
 import re
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,7 @@ def load_movielens(name: str = "ml-1m", root: str | None = None, url: str | None
     zip_name = f"{name}.zip"
 
     def fetch(staging: Path) -> None:
+        print(f"qrec: downloading {name} ({zip_name}) once into {cache_root() / name} ...", file=sys.stderr)
         download(url or BASE_URL + zip_name, staging / zip_name, expected, f"{name} ({zip_name})")
 
     folder = cached_folder(name, fetch, lambda f: check_sha256(f / zip_name, expected))
