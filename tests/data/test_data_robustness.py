@@ -1,0 +1,31 @@
+"""Issue-14 data cases not covered elsewhere: wrong separator in a fixed-format file, tiny files, tiny splits."""
+
+import pytest
+
+from qrec.data import DataError
+from qrec.data.movielens import load_movielens100k
+from qrec.data.sources import movielens
+
+
+def test_wrong_separator_names_expected_and_found(tmp_path):
+    (tmp_path / "u.data").write_text("1,1,5,874965758\n2,1,3,876893171\n")
+    with pytest.raises(DataError, match=r"u.data, line 1: expected fields separated by tab '\\t' \(data.sep\) but "
+                                        r"found none; it looks separated by ','"):
+        load_movielens100k(str(tmp_path))
+
+
+def test_two_ratings_say_which_split_is_empty_before_training(tmp_path):
+    (tmp_path / "u.data").write_text("1\t1\t5\t874965758\n2\t1\t3\t876893171\n")
+    dm = movielens("ml-100k", root=str(tmp_path), seed=0)
+    with pytest.raises(DataError, match=r"leaves validation empty \(train 1, validation 0, test 1\).*at least 3"):
+        dm.setup()
+    with pytest.raises(DataError, match=r"data.split=u1 is a canonical GroupLens fold .*2 ratings.*leave_last"):
+        movielens("ml-100k", root=str(tmp_path), split="u1").setup()
+
+
+def test_temporal_split_needs_timestamps(tmp_path):
+    from qrec.data.sources import ratings_file
+
+    (tmp_path / "r.csv").write_text("user,item,rating\n" + "".join(f"u{i % 5},i{i},3\n" for i in range(30)))
+    with pytest.raises(DataError, match=r"data.split=temporal .*no timestamp column.*data.columns.timestamp"):
+        ratings_file(str(tmp_path / "r.csv"), split="temporal").setup()
