@@ -57,7 +57,8 @@ class RatingsDataModule(L.LightningDataModule):
     """Serves (user, item, rating) batches and the train-only statistics models fit on.
 
     Args:
-        dataset: a callable returning a :class:`RatingTable` (Hydra passes it with ``_partial_``).
+        dataset: a :class:`RatingTable`, or a callable returning one (Hydra passes it with ``_partial_``):
+            any source plugs in here.
         split: see :func:`qrec.data.splits.make_split`.
         seed: fixes the split (``train.py`` passes the top-level ``seed``).
         batch_size: training batch size; ``None`` serves the whole training split as one batch
@@ -75,7 +76,7 @@ class RatingsDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        dataset: Callable[[], RatingTable],
+        dataset: Callable[[], RatingTable] | RatingTable,
         split: str = "random",
         seed: int = 0,
         fold: int = 1,
@@ -100,7 +101,7 @@ class RatingsDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.table is not None:
             return
-        table = self.dataset()
+        table = self.dataset() if callable(self.dataset) else self.dataset
         indices = make_split(table, self.split, self.seed, self.fold, self.val_fraction, self.leave_out)
         check_not_empty(indices, self.split, table.name, len(table))
         if self.train_on_val:

@@ -67,7 +67,7 @@ class ImplicitDataModule(L.LightningDataModule):
     """Implicit interactions + item features for feature-aware ranking models.
 
     Args:
-        dataset: callable returning a :class:`RatingTable` (Hydra ``_partial_``).
+        dataset: a :class:`RatingTable` or a callable returning one (Hydra ``_partial_``).
         features: ``kg``, ``genres`` (see :mod:`qrec.data.features`), a mapping with ``path`` (and
             optionally ``format``, ``sep``, ``item_column``: see :mod:`qrec.data.item_files`) for item
             features from a file, or None (no item features; also a mapping whose ``path`` is null).
@@ -81,7 +81,7 @@ class ImplicitDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        dataset: Callable[[], RatingTable],
+        dataset: Callable[[], RatingTable] | RatingTable,
         features: str | Mapping | None = "kg",
         n_features: int = 150,
         threshold: float | None = 4.0,
@@ -113,7 +113,7 @@ class ImplicitDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.table is not None:
             return
-        table = self.dataset()
+        table = self.dataset() if callable(self.dataset) else self.dataset
         self.features: ItemFeatures | None = None
         if isinstance(self.feature_kind, Mapping):
             spec = dict(self.feature_kind)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from qrec.data.movielens import GROUPLENS_GENRES, RatingTable
+from qrec.data.movielens import GROUPLENS_GENRES
+from qrec.data.table import RatingTable
 
 
 def make_synthetic_ratings(
@@ -39,6 +40,7 @@ def make_synthetic_ratings(
         users=users.astype(np.int64), items=items.astype(np.int64), ratings=ratings,
         timestamps=(8.8e8 + rng.integers(0, 10**7, len(users))).astype(np.int64),
         user_ids=np.arange(n_users).astype(str), item_ids=np.arange(n_items).astype(str), name="synthetic",
+        rating_scale=(1.0, 5.0),
         item_info=info, kg=kg,
         link=pd.DataFrame({"item": np.arange(n_items), "entity": [f"m{i}" for i in range(n_items)]}),
     )  # fmt: skip

@@ -29,3 +29,24 @@ def test_temporal_split_needs_timestamps(tmp_path):
     (tmp_path / "r.csv").write_text("user,item,rating\n" + "".join(f"u{i % 5},i{i},3\n" for i in range(30)))
     with pytest.raises(DataError, match=r"data.split=temporal .*no timestamp column.*data.columns.timestamp"):
         ratings_file(str(tmp_path / "r.csv"), split="temporal").setup()
+
+
+def test_any_source_plugs_in_as_a_table_and_scales_are_consistent():
+    import torch
+
+    from qrec.data import RatingsDataModule, make_synthetic_ratings
+    from qrec.data.datamodule import scale, unscale
+    from qrec.models.bias import BiasModule
+
+    table = make_synthetic_ratings(seed=0)
+    table.ratings = table.ratings * 2 - 1  # a 1-9 scale
+    table.rating_scale = None
+    dm = RatingsDataModule(table, seed=0, batch_size=None)  # a table, not a callable
+    dm.setup()
+    assert dm.rating_scale == (float(dm.train.ratings.min()), float(dm.train.ratings.max()))
+    model = BiasModule()
+    model.attach(dm)
+    preds = model.predict_clipped(torch.tensor([0, 0]), torch.tensor([0, 10_000]))  # the second: an unknown item
+    assert model.rating_scale == dm.rating_scale and preds.min() >= dm.rating_scale[0] and preds.max() <= 9
+    x = torch.tensor([1.0, 5.0, 9.0])
+    assert torch.allclose(unscale(scale(x, (1, 9)), (1, 9)), x) and scale(x, (1, 9)).tolist() == [0, 0.5, 1]
