@@ -49,6 +49,15 @@ def test_latin1_titles_and_quoted_commas():
     assert "American President, The (1995)" in set(ml20m.item_info["title"])
 
 
+def test_ml1m_genres_implicit_module(make_cfg):
+    from hydra.utils import instantiate
+
+    dm = instantiate(make_cfg("model=itemknn_cbf", "data=ml1m_genres", f"data.root={FIXTURES / 'ml-1m'}").data)
+    dm.setup()
+    assert dm.features.source == "genres" and 0 < dm.features.n_features <= 9
+    assert dm.describe()["name"] == "ml-1m" and dm.describe()["threshold"] == 4.0
+
+
 def test_root_can_be_the_zip_itself_or_the_folder_above(tmp_path):
     zipped = make_zip(tmp_path)
     table = load_movielens("ml-1m", str(zipped), sha256=sha256(zipped))
