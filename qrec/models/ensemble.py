@@ -22,7 +22,7 @@ from scipy.optimize import nnls
 
 from qrec import timing
 from qrec.config import compose_model
-from qrec.data.datamodule import RATING_MAX, RATING_MIN, RatingsDataModule
+from qrec.data.datamodule import RatingsDataModule
 from qrec.models.base import ClosedFormModule
 from qrec.models.components.frozen import FrozenPredictions, split_pairs
 from qrec.models.stage1 import fit_or_load_base
@@ -95,8 +95,8 @@ class EnsembleModule(ClosedFormModule):
             order = np.argsort(keys, kind="stable")
             self.val_lookup = (torch.from_numpy(keys[order]), torch.from_numpy(fold[order]))
             self.fold_weights = torch.tensor(fold_w, dtype=torch.float32)
-            out_of_fold = np.clip((val * fold_w[fold]).sum(1), RATING_MIN, RATING_MAX)
-            in_sample = np.clip(val @ w, RATING_MIN, RATING_MAX)
+            out_of_fold = np.clip((val * fold_w[fold]).sum(1), *self.rating_scale)
+            in_sample = np.clip(val @ w, *self.rating_scale)
             self.extra_metrics["ensemble/val_rmse_crossfit"] = float(np.sqrt(((out_of_fold - target) ** 2).mean()))
             self.extra_metrics["ensemble/val_rmse_in_sample"] = float(np.sqrt(((in_sample - target) ** 2).mean()))
         elif hp.weights == "equal":
