@@ -44,8 +44,16 @@ def unit_key(run: dict) -> tuple:
 
 
 def group_key(run: dict) -> str:
-    """What must match for two runs' numbers to be comparable (the dataset, when the run names one)."""
-    return str(run.get("dataset") or "")
+    """What must match for two runs' numbers to be comparable (the dataset, when the run names one).
+
+    ``dataset`` as written by the data modules' ``describe()`` is a dict whose split sizes and inferred
+    rating scale vary with the seed and fold; only its name and source checksums identify the data.
+    """
+    dataset = run.get("dataset") or ""
+    if isinstance(dataset, dict):
+        digest = "+".join(sorted(str(v)[:8] for v in (dataset.get("sources") or {}).values()))
+        return f"{dataset.get('name', '')}@{digest}" if digest else str(dataset.get("name", ""))
+    return str(dataset)
 
 
 def by_group(runs: list[dict]) -> dict[str, dict[str, list[dict]]]:

@@ -50,3 +50,14 @@ def test_any_source_plugs_in_as_a_table_and_scales_are_consistent():
     assert model.rating_scale == dm.rating_scale and preds.min() >= dm.rating_scale[0] and preds.max() <= 9
     x = torch.tensor([1.0, 5.0, 9.0])
     assert torch.allclose(unscale(scale(x, (1, 9)), (1, 9)), x) and scale(x, (1, 9)).tolist() == [0, 0.5, 1]
+
+
+def test_report_groups_runs_by_dataset_name_and_sources_not_by_seed_dependent_fields():
+    from qrec.report.runs import group_key
+
+    source = {"name": "ml-1m", "sources": {"ml-1m.zip": "a6898adb50"}}
+    a = {"dataset": {**source, "parts": {"test": 30}, "rating_scale": [1, 5]}}
+    b = {"dataset": {**source, "parts": {"test": 31}, "rating_scale": [1, 4]}}
+    c = {"dataset": {"name": "ml-1m", "sources": {"ml-1m.zip": "0000000000"}}}
+    assert group_key(a) == group_key(b) == "ml-1m@a6898adb" and group_key(c) != group_key(a)
+    assert group_key({}) == "" and group_key({"dataset": "ml-100k"}) == "ml-100k"
