@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def _method_text(unit: str, ref_label: str, n_resamples: int, seed: int) -> str:
 
 def group_report(
     name: str, runs_by_label: dict[str, list[dict]], reference: str, out: Path, fmt: str | None, n_resamples: int,
-    seed: int,
+    seed: int, single: bool = False,
 ) -> list[str]:  # fmt: skip
     """The markdown of one group of comparable runs; writes its figures into ``out``."""
     all_runs = [run for runs in runs_by_label.values() for run in runs]
@@ -76,7 +77,7 @@ def group_report(
         detail = user_level_table(comparisons, order)
         if detail:
             text += ["### User-level bootstrap on every test set", "", detail, ""]
-    suffix = f"_{name}" if name else ""
+    suffix = "" if single or not name else "_" + re.sub(r"[^\w.-]+", "_", name)  # one dataset: plain file names
     for stem, (title, draw) in FIGURES.items() if fmt else ():
         figure = draw(runs_by_label)
         if figure is None:
@@ -113,8 +114,9 @@ def write_report(
     text = [f"# Results: {root.name}", "",
             f"{len(runs)} runs; splits: {', '.join(splits)}; seeds: {', '.join(map(str, seeds))}; "
             "model columns are mean ± std over runs.", ""]  # fmt: skip
-    for name, runs_by_label in sorted(by_group(runs).items()):
-        text += group_report(name, runs_by_label, reference, out, fmt, n_resamples, seed)
+    groups = by_group(runs)
+    for name, runs_by_label in sorted(groups.items()):
+        text += group_report(name, runs_by_label, reference, out, fmt, n_resamples, seed, single=len(groups) == 1)
     path = out / "results.md"
     _atomic_write(path, lambda p: p.write_text("\n".join(text)))
     return path
