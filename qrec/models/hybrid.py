@@ -68,7 +68,7 @@ class QuantumErrorLSTMModule(RatingModule):
         if isinstance(base, DictConfig):
             base = OmegaConf.to_container(base, resolve=True)
         self.save_hyperparameters(ignore=["cache_dir"])
-        self.cache_dir, self.extra_metrics = cache_dir, {}
+        self.cache_dir = cache_dir
         SequenceHead(2, 2, cell=cell)  # validates `cell` now, before any training
 
     def build(self, dm: RatingsDataModule) -> None:
@@ -121,8 +121,7 @@ class QuantumErrorLSTMModule(RatingModule):
 
     def circuit_drawing(self) -> str | None:
         """The base circuit's drawing, if the base is a circuit (W&B logs it)."""
-        drawing = getattr(self.base, "circuit_drawing", None)
-        return drawing() if callable(drawing) else None
+        return None if self.base is None else self.base.circuit_drawing()
 
     def base_prediction(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """r_q in stars: the base's prediction, or the training mean when there is no base."""

@@ -40,6 +40,7 @@ from qrec.data.datamodule import RatingsDataModule
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.data.splits import Split
 from qrec.metrics_ranking import ranking_metrics
+from qrec.models.contract import RecommenderModule
 from qrec.quantum.projection import QuantumProjection, fidelity, fidelity_matrix, linear_head_params
 
 
@@ -94,7 +95,7 @@ def fidelity_score(
     return log_fid / temperature
 
 
-class TwoTowerModule(L.LightningModule):
+class TwoTowerModule(RecommenderModule):
     """Two-tower recommender (see the module docstring).
 
     Args:
@@ -122,6 +123,8 @@ class TwoTowerModule(L.LightningModule):
         k: ranking cut-off of the reported metrics.
         seed: initialisation seed of the embeddings and teacher.
     """
+
+    task = "ranking"
 
     def __init__(
         self,
@@ -176,15 +179,19 @@ class TwoTowerModule(L.LightningModule):
                 raise ValueError(f"model.out_dim={out_dim} must be positive.")
             self.head = nn.Linear(dim, out_dim)
         self._built = False
-        self.extra_metrics: dict[str, float] = {}
         self._eval_scores: list[np.ndarray] = []
         self._eval_users: list[np.ndarray] = []
 
     # --- setup ------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        self.attach(implicit_datamodule(self.trainer, "TwoTowerModule", "ml100k_implicit, which model=two_tower sets"))
+
+    def attach(self, dm: ImplicitDataModule) -> None:
+        """``build`` on ``dm`` once (also usable without a Trainer, e.g. before ``load_state_dict``)."""
         if self._built:
             return
-        self.build(implicit_datamodule(self.trainer, "TwoTowerModule", "ml100k_implicit, which model=two_tower sets"))
+        dm.setup()
+        self.build(dm)
 
     def build(self, dm: ImplicitDataModule) -> None:
         """Create the towers (trainable embeddings, or frozen teacher factors in ``distill`` mode)."""
