@@ -55,7 +55,7 @@ def run(cfg: DictConfig) -> dict:
     if not isinstance(model, RecommenderModule):
         raise TypeError(
             f"model._target_={cfg.model._target_} is a {type(model).__name__}; train.py runs subclasses of "
-            "qrec.models.contract.RecommenderModule (RatingModule, FeatureRankingModule, TwoTowerModule)."
+            "qrec.models.contract.RecommenderModule (qrec.models.base.RatingModule or contract.RankingModule)."
         )
     callbacks = _instantiate_all(cfg.get("callbacks")) + [LoopTimer("fit")]
     loggers = _instantiate_all(cfg.get("logger"))

@@ -4,12 +4,14 @@ There are two tasks, each with its own contract built on this one:
 
 - rating (:class:`qrec.models.base.RatingModule`): ``build(dm)`` + ``predict(users, items)`` on a
   :class:`qrec.data.RatingsDataModule`; judged by ``val/rmse`` (min);
-- ranking (:class:`qrec.models.ranking.FeatureRankingModule` for feature-aware rankers,
-  :class:`qrec.models.two_tower.TwoTowerModule`): full-ranking ``val/ndcg_10`` (max) on a
-  :class:`qrec.data.implicit.ImplicitDataModule`.
+- ranking (:class:`RankingModule`: ``score_all(users)``; :class:`qrec.models.ranking.FeatureRankingModule`
+  for feature-aware rankers, :class:`qrec.models.two_tower.TwoTowerModule`): full-ranking ``val/ndcg_10``
+  (max) on a :class:`qrec.data.implicit.ImplicitDataModule`.
 
 The optional hooks below have defaults that mean "nothing to add", so callers use them directly
-instead of probing with ``getattr``/``hasattr``; a model overrides only what it provides.
+instead of probing with ``getattr``/``hasattr``; a model overrides only what it provides. Constructors
+check their arguments with :func:`require_positive` & co., so a bad value fails before any data loads with
+a message naming the key (``model.lr=-1 must be > 0.``).
 """
 
 from __future__ import annotations
@@ -59,4 +61,40 @@ class RecommenderModule(L.LightningModule):
         return None
 
 
-__all__ = ["RecommenderModule"]
+def require_positive(**values: float | None) -> None:
+    """Raise ``ValueError("model.<key>=<value> must be > 0.")`` for the first value ≤ 0 (None is allowed)."""
+    for key, value in values.items():
+        if value is not None and not value > 0:
+            raise ValueError(f"model.{key}={value!r} must be > 0.")
+
+
+def require_non_negative(**values: float) -> None:
+    """Raise ``ValueError("model.<key>=<value> must be ≥ 0.")`` for the first negative value."""
+    for key, value in values.items():
+        if not value >= 0:
+            raise ValueError(f"model.{key}={value!r} must be ≥ 0.")
+
+
+def require_fraction(**values: float) -> None:
+    """Raise ``ValueError`` for the first value outside [0, 1) (dropout rates, noise probabilities)."""
+    for key, value in values.items():
+        if not 0 <= value < 1:
+            raise ValueError(f"model.{key}={value!r} must be in [0, 1).")
+
+
+class RankingModule(RecommenderModule):
+    """Base of every ranking model: it scores every item for a batch of users.
+
+    Subclasses implement :meth:`score_all` and :meth:`attach` and are evaluated by full ranking of the
+    items a user has not interacted with (``val/ndcg_10``, ``val/recall_10``, ``val/hr_10``).
+    """
+
+    task = "ranking"
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """(len(users), n_items) scores, higher ranks first; finite for every user code in the table,
+        including users without training interactions."""
+        raise NotImplementedError
+
+
+__all__ = ["RankingModule", "RecommenderModule", "require_fraction", "require_non_negative", "require_positive"]

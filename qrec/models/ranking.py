@@ -15,12 +15,12 @@ from torch import nn
 
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.metrics_ranking import ranking_metrics
-from qrec.models.contract import RecommenderModule
+from qrec.models.contract import RankingModule
 
 METRICS = ("ndcg", "recall", "hr")
 
 
-class FeatureRankingModule(RecommenderModule):
+class FeatureRankingModule(RankingModule):
     """Base LightningModule for rankers that read item features (see the module docstring).
 
     Subclasses implement ``build(dm)`` (data-shaped parameters) and ``score(users, items, keep)``.
@@ -31,7 +31,6 @@ class FeatureRankingModule(RecommenderModule):
     ...) are declared on :class:`qrec.models.contract.RecommenderModule`.
     """
 
-    task = "ranking"
     cutoff = 10
 
     def __init__(self) -> None:
@@ -49,6 +48,10 @@ class FeatureRankingModule(RecommenderModule):
     ) -> torch.Tensor:
         """(len(users), len(items) or n_items) scores with features ``~keep`` masked."""
         raise NotImplementedError
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """(len(users), n_items) scores with the current feature mask (the ranking contract)."""
+        return self.score(users)
 
     # --- shared machinery -------------------------------------------------------------------
     def setup(self, stage: str) -> None:
