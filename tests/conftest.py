@@ -13,3 +13,10 @@ __all__ = ["CONF", "compose_config"]
 def make_cfg(tmp_path):
     """``make_cfg("model=als", ...)`` -> composed config writing into a fresh tmp dir."""
     return lambda *overrides: compose_config(list(overrides), tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stage1_cache(tmp_path, monkeypatch):
+    """Stage-1 and ensemble-member caches live in this test's tmp_path: no test writes to the user's cache,
+    and a re-run can never be served a model fitted by an earlier run (or by older code)."""
+    monkeypatch.setattr("qrec.models.stage1.cache_root", lambda: tmp_path / "stage1-cache")

@@ -146,6 +146,7 @@ def ranking_scores(fitted: Fitted) -> dict[str, float]:
 
 
 if __name__ == "__main__":  # python -m tests.contract.harness: the measured table behind the expectations
+    import os
     import sys
     import tempfile
     import time
@@ -155,9 +156,7 @@ if __name__ == "__main__":  # python -m tests.contract.harness: the measured tab
     for name in sys.argv[1:] or MODELS:
         e = EXPECT[name]
         with tempfile.TemporaryDirectory() as tmp:
-            import os
-
-            os.environ["QREC_DATA_DIR"] = tmp
+            os.environ["QREC_DATA_DIR"] = tmp  # stage-1 / member caches: fresh
             start = time.perf_counter()
             fitted = fit(name, e.data, e.epochs, e.fit_overrides, Path(tmp))
             scores = rating_scores(fitted) if e.task == "rating" else ranking_scores(fitted)

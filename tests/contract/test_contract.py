@@ -34,18 +34,16 @@ def test_every_model_config_has_a_row():
 
 @pytest.fixture(scope="session")
 def fitted_models(tmp_path_factory):
-    """name -> Fitted, filled on first use; every cache (stage 1, ensemble members) in a fresh directory."""
+    """name -> Fitted, filled on first use (stage-1 and member caches: tests/conftest.py keeps them in tmp)."""
     cache = {}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QREC_DATA_DIR", str(tmp_path_factory.mktemp("qrec-cache")))
 
-        def get(name: str):
-            if name not in cache:
-                e = EXPECT[name]
-                cache[name] = fit(name, e.data, e.epochs, e.fit_overrides, tmp_path_factory.mktemp(name))
-            return cache[name]
+    def get(name: str):
+        if name not in cache:
+            e = EXPECT[name]
+            cache[name] = fit(name, e.data, e.epochs, e.fit_overrides, tmp_path_factory.mktemp(name))
+        return cache[name]
 
-        yield get
+    return get
 
 
 @pytest.mark.parametrize("name", MODELS)
