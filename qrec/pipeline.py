@@ -80,10 +80,10 @@ def run(cfg: DictConfig) -> dict:
     optimized = metrics.get(cfg.optimized_metric)
     if cfg.get("refit_on_val"):
         epochs = _best_epochs(trainer, best)
-        validated_extras = getattr(model, "extra_metrics", {})  # e.g. stage 1's / an ensemble's validation scores
+        validated_extras = model.extra_metrics  # e.g. stage 1's / an ensemble's validation scores
         with timing.span("refit_s"):
             model, datamodule, refit_metrics = refit_on_val(cfg, epochs, out, model.refit_overrides())
-        model.extra_metrics = {**validated_extras, **getattr(model, "extra_metrics", {})}
+        model.extra_metrics = {**validated_extras, **model.extra_metrics}
         metrics = {(f"train_only/{key}" if key.startswith("test/") else key): value for key, value in metrics.items()}
         metrics.update(refit_metrics, refit_epochs=epochs)
     metrics.update(
