@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from qrec.config import CONF, compose_config
@@ -17,6 +19,10 @@ def make_cfg(tmp_path):
 
 @pytest.fixture(autouse=True)
 def _fresh_stage1_cache(tmp_path, monkeypatch):
-    """Stage-1 and ensemble-member caches live in this test's tmp_path: no test writes to the user's cache,
-    and a re-run can never be served a model fitted by an earlier run (or by older code)."""
-    monkeypatch.setattr("qrec.models.stage1.cache_root", lambda: tmp_path / "stage1-cache")
+    """Stage-1 and ensemble-member caches (qrec.models.cache) live in this test's tmp_path: no test writes to
+    the user's cache, and a re-run can never be served a model fitted by an earlier run (or by older code)."""
+    from qrec.models import cache
+
+    real = cache.default_root  # a test that sets QREC_DATA_DIR itself (to a tmp dir) keeps it
+    fresh = tmp_path / "model-cache"
+    monkeypatch.setattr(cache, "default_root", lambda: real() if os.environ.get("QREC_DATA_DIR") else fresh)
