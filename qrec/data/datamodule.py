@@ -121,7 +121,7 @@ class RatingsDataModule(L.LightningDataModule):
     @property
     def protocol(self) -> str:
         """The evaluation protocol in words, e.g. ``explicit ratings: random 60/20/20, seed 0`` (the run
-        summary prints it; ``metrics.json`` records it as ``split``)."""
+        summary prints it; ``metrics.json`` records it as ``protocol``)."""
         val = f"{self.val_fraction:.0%} of the rest to validation"
         how = {
             "random": "random 60/20/20 train/val/test",

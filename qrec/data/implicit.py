@@ -155,7 +155,7 @@ class ImplicitDataModule(L.LightningDataModule):
     @property
     def protocol(self) -> str:
         """The evaluation protocol in words, e.g. ``implicit: ratings>=4, random 80/20 then 80/20, seed 0``
-        (the run summary prints it; ``metrics.json`` records it as ``split``)."""
+        (the run summary prints it; ``metrics.json`` records it as ``protocol``)."""
         test, val = round(100 * self.test_fraction), round(100 * self.val_fraction)
         split = f"random {100 - test}/{test} then {100 - val}/{val}"
         text = f"implicit: ratings>={self.threshold:g}, {split}, seed {self.seed}"

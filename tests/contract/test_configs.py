@@ -19,8 +19,9 @@ from qrec.pipeline import run
 from tests.contract.harness import MODELS
 
 RATING_KEYS = ("val/rmse", "test/rmse", "test/mae", "test/pred_min", "test/pred_max", "test/pred_std",
-               "test/infer_s_per_20k", "fit_s", "model", "split", "seed")  # fmt: skip
-RANKING_KEYS = ("val/ndcg_10", "test/ndcg_10", "test/recall_10", "test/hr_10", "fit_s", "model", "split", "seed")
+               "test/infer_s_per_20k", "fit_s", "model", "split", "protocol", "seed")  # fmt: skip
+RANKING_KEYS = ("val/ndcg_10", "test/ndcg_10", "test/recall_10", "test/hr_10",
+                "fit_s", "model", "split", "protocol", "seed")  # fmt: skip
 # Cheap stand-ins where the config's own budget is minutes of training (documented, not silent):
 # an ensemble trains each member with that member's full config; a hybrid's stage 1 with base_epochs.
 CHEAP = {
@@ -69,7 +70,7 @@ def test_config_runs_one_epoch_on_synthetic_data(make_cfg, tmp_path, name):
     keys = RATING_KEYS if "features" not in natural.data else RANKING_KEYS
     assert all(key in saved for key in keys), sorted(saved)
     assert metrics["optimized"] == metrics[natural.optimized_metric]
-    assert metrics["best_checkpoint"] and metrics["split"].startswith(("explicit", "implicit"))
+    assert metrics["best_checkpoint"] and metrics["protocol"].startswith(("explicit", "implicit"))
     if "features" not in natural.data:
         assert 1.0 <= metrics["test/pred_min"] <= metrics["test/pred_max"] <= 5.0
 
@@ -85,7 +86,7 @@ def test_config_runs_one_epoch_on_its_natural_data(make_cfg, name):
 def test_summary_names_the_protocol(make_cfg, capsys):
     metrics = run(make_cfg("model=itemknn_cbf", "data=synthetic_implicit", "data.features=genres", "logger=none"))
     protocol = "implicit: ratings>=3, random 80/20 then 80/20, seed 0, features genres"
-    assert metrics["split"] == protocol
+    assert metrics["protocol"] == protocol
     assert f"ItemKNNCBFModule) on {protocol}" in capsys.readouterr().out
     metrics = run(make_cfg("model=bias", "data=synthetic", "logger=none", "data.split=kfold", "data.fold=2"))
-    assert metrics["split"] == "explicit ratings: 5-fold, fold 2 to test, 10% of the rest to validation, seed 0"
+    assert metrics["protocol"] == "explicit ratings: 5-fold, fold 2 to test, 10% of the rest to validation, seed 0"
