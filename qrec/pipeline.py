@@ -17,6 +17,7 @@ from qrec import timing
 from qrec.callbacks.timing import LoopTimer
 from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
+from qrec.models.contract import RecommenderModule
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -51,6 +52,11 @@ def run(cfg: DictConfig) -> dict:
     datamodule.setup("fit")
     timing.add("data_s", time.perf_counter() - data_start)
     model = instantiate(cfg.model)
+    if not isinstance(model, RecommenderModule):
+        raise TypeError(
+            f"model._target_={cfg.model._target_} is a {type(model).__name__}; train.py runs subclasses of "
+            "qrec.models.contract.RecommenderModule (qrec.models.base.RatingModule or contract.RankingModule)."
+        )
     callbacks = _instantiate_all(cfg.get("callbacks")) + [LoopTimer("fit")]
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -74,24 +80,24 @@ def run(cfg: DictConfig) -> dict:
     optimized = metrics.get(cfg.optimized_metric)
     if cfg.get("refit_on_val"):
         epochs = _best_epochs(trainer, best)
-        validated_extras = getattr(model, "extra_metrics", {})  # e.g. stage 1's / an ensemble's validation scores
+        validated_extras = model.extra_metrics  # e.g. stage 1's / an ensemble's validation scores
         with timing.span("refit_s"):
             model, datamodule, refit_metrics = refit_on_val(cfg, epochs, out, model.refit_overrides())
-        model.extra_metrics = {**validated_extras, **getattr(model, "extra_metrics", {})}
+        model.extra_metrics = {**validated_extras, **model.extra_metrics}
         metrics = {(f"train_only/{key}" if key.startswith("test/") else key): value for key, value in metrics.items()}
         metrics.update(refit_metrics, refit_epochs=epochs)
     metrics.update(
         model=cfg.model._target_.rsplit(".", 1)[-1], label=cfg.get("label") or _model_choice(cfg),
         split=cfg.data.get("split"), fold=cfg.data.get("fold") if cfg.data.get("split") == "kfold" else None,
-        seed=cfg.seed,
+        protocol=datamodule.protocol, seed=cfg.seed,
         fit_s=fit_s, epochs=trainer.current_epoch, best_checkpoint=best,
         optimized_metric=cfg.optimized_metric, optimized=optimized,
     )  # fmt: skip
     metrics.update(dataset=datamodule.describe(), **datamodule.cold_start())  # what it ran on (reports group by it)
-    metrics.update(getattr(model, "extra_metrics", {}))
+    metrics.update(model.extra_metrics)
     metrics.update(timing.take(), **{"timing/fit_s": fit_s, "timing/run_s": time.perf_counter() - run_start})
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    predictions = getattr(model, "test_predictions", None)
+    predictions = model.test_predictions
     if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
         np.save(out / "test_predictions.npy", predictions.numpy())
         np.save(out / "test_ratings.npy", datamodule.test.ratings.numpy())
@@ -136,7 +142,7 @@ def refit_on_val(
     return model, datamodule, metrics
 
 
-def log_extras(loggers: list, model: L.LightningModule, metrics: dict) -> None:
+def log_extras(loggers: list, model: RecommenderModule, metrics: dict) -> None:
     """W&B only: the summary metrics, a histogram of test predictions and, for circuits, their drawing."""
     for logger in loggers:
         if type(logger).__name__ != "WandbLogger":
@@ -145,11 +151,9 @@ def log_extras(loggers: list, model: L.LightningModule, metrics: dict) -> None:
 
         run = logger.experiment
         run.summary.update({k: v for k, v in metrics.items() if isinstance(v, int | float | str)})
-        predictions = getattr(model, "test_predictions", None)
-        if predictions is not None:
-            run.log({"test/pred_hist": wandb.Histogram(predictions.numpy())})
-        drawing = getattr(model, "circuit_drawing", None)
-        text = drawing() if callable(drawing) else None
+        if model.test_predictions is not None:
+            run.log({"test/pred_hist": wandb.Histogram(model.test_predictions.numpy())})
+        text = model.circuit_drawing()
         if text:
             run.log({"circuit": wandb.Html(f"<pre>{text}</pre>")})
 
@@ -168,7 +172,7 @@ def print_summary(metrics: dict, out: Path) -> None:
     """A short table of the headline numbers."""
     rows = [(key, value) for key, value in metrics.items() if isinstance(value, float)]
     width = max(len(key) for key, _ in rows)
-    print(f"\n{metrics['label']} ({metrics['model']}) on split={metrics['split']} seed={metrics['seed']}")
+    print(f"\n{metrics['label']} ({metrics['model']}) on {metrics['protocol']}")
     for key, value in rows:
         print(f"  {key:<{width}}  {value:.4f}")
     print(f"  metrics.json -> {out / 'metrics.json'}\n")

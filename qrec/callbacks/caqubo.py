@@ -246,7 +246,7 @@ class CAQUBOCallback(Callback):
         if self.heatmap:
             self._heatmap(Q, out / "caqubo_q.png", labels)
         model.extra_metrics = {
-            **getattr(model, "extra_metrics", {}),
+            **model.extra_metrics,
             "caqubo/val_ndcg_10_selected": result["val_ndcg_10_selected"],
             "caqubo/test_ndcg_10_selected": result["test_ndcg_10_selected"],
             "caqubo/n_selected": float(result["n_selected"]),

@@ -173,8 +173,11 @@ class DissipationProbe(Callback):
         return {"loss": float(op.loss.detach()), **spectrum, **rows, **sparsity, **conditions}
 
     def _loss(self, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> torch.Tensor:
-        if hasattr(pl_module, "diagnostic_loss"):
-            return pl_module.diagnostic_loss(batch)
+        from qrec.models.contract import RecommenderModule
+
+        loss = pl_module.diagnostic_loss(batch) if isinstance(pl_module, RecommenderModule) else None
+        if loss is not None:
+            return loss
         out = pl_module.training_step(batch, batch_idx)
         loss = out["loss"] if isinstance(out, dict) else out
         if not isinstance(loss, torch.Tensor) or loss.ndim != 0:

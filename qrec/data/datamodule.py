@@ -163,6 +163,19 @@ class RatingsDataModule(L.LightningDataModule):
         return self.table.n_items
 
     @property
+    def protocol(self) -> str:
+        """The evaluation protocol in words, e.g. ``explicit ratings: random 60/20/20, seed 0`` (the run
+        summary prints it; ``metrics.json`` records it as ``protocol``)."""
+        val = f"{self.val_fraction:.0%} of the rest to validation"
+        how = {
+            "random": "random 60/20/20 train/val/test",
+            "kfold": f"5-fold, fold {self.fold} to test, {val}",
+            "temporal": "per user, latest 20% to test and the 20% before to validation",
+        }.get(self.split, f"GroupLens fold {self.split} ({self.split}.base / {self.split}.test), {val}")
+        refit = "; validation ratings joined to training (refit)" if self.train_on_val else ""
+        return f"explicit ratings: {how}, seed {self.seed}{refit}"
+
+    @property
     def global_mean(self) -> float:
         """Mean training rating (train split only)."""
         return float(self.train.ratings.mean())

@@ -169,6 +169,20 @@ class ImplicitDataModule(L.LightningDataModule):
         return self.table.n_items
 
     @property
+    def protocol(self) -> str:
+        """The evaluation protocol in words, e.g. ``implicit: ratings>=4, random 80/20 then 80/20, seed 0``
+        (the run summary prints it; ``metrics.json`` records it as ``protocol``)."""
+        test, val = round(100 * self.test_fraction), round(100 * self.val_fraction)
+        split = f"random {100 - test}/{test} then {100 - val}/{val}"
+        text = f"implicit: ratings>={self.threshold:g}, {split}, seed {self.seed}"
+        if self.feature_kind is not None:
+            kg = self.n_features_requested if self.feature_kind == "kg" else ""
+            text += f", features {self.feature_kind}{kg}"
+        if self.train_fraction < 1:
+            text += f", BPR on {self.train_fraction:g} of the training interactions"
+        return text
+
+    @property
     def feature_names(self) -> list[str]:
         return [] if self.features is None else self.features.names
 

@@ -7,26 +7,30 @@ A subclass implements two methods:
 - ``predict(users, items)``: (batch,) predicted stars for known users and items (unclipped).
 
 The base class fits the cold-start baseline (global mean + regularised biases, train split only),
-routes unknown users/items to it, clips to the data's rating scale, and computes every reported metric through
-:class:`qrec.metrics.RatingMetrics`, plus ``test/infer_s_per_20k``.
+routes unknown users/items to it, clips to the data's rating scale, and computes every reported metric
+through :class:`qrec.metrics.RatingMetrics`, plus ``test/infer_s_per_20k``. The optional hooks every model
+may override (``extra_metrics``, ``test_predictions``, ``circuit_drawing``, ``diagnostic_loss``) are
+declared, with defaults, on :class:`qrec.models.contract.RecommenderModule`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import lightning as L
 import torch
 
 from qrec.data.datamodule import RatingsDataModule
 from qrec.metrics import RatingMetrics
 from qrec.models.components.biases import fit_biases
 from qrec.models.components.frozen import bypassed
+from qrec.models.contract import RecommenderModule
 from qrec.timing import median_seconds
 
 
-class RatingModule(L.LightningModule):
+class RatingModule(RecommenderModule):
     """Base LightningModule for explicit-rating models (see the module docstring)."""
+
+    task = "rating"
 
     def __init__(self) -> None:
         super().__init__()

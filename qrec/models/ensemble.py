@@ -65,7 +65,7 @@ class EnsembleModule(ClosedFormModule):
         if member_epochs is not None and len(member_epochs) != len(members):
             raise ValueError(f"model.member_epochs={list(member_epochs)}: give one per member ({len(members)}).")
         self.save_hyperparameters(ignore=["cache_dir"])
-        self.cache_dir, self.extra_metrics = cache_dir, {}
+        self.cache_dir = cache_dir
         self.val_lookup: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def build(self, dm: RatingsDataModule) -> None:

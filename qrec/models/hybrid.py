@@ -24,6 +24,7 @@ from qrec.models.components.frozen import FrozenPredictions, split_pairs
 from qrec.models.components.history import UserHistory
 from qrec.models.components.optim import adam
 from qrec.models.components.sequence_head import SequenceHead
+from qrec.models.contract import require_fraction, require_non_negative, require_positive
 from qrec.models.stage1 import fit_or_load_base
 
 LOSSES = {
@@ -59,6 +60,10 @@ class QuantumErrorLSTMModule(RatingModule):
         weight_decay: float = 0.0, seed: int = 0, cache_dir: str | None = None,
     ):  # fmt: skip
         super().__init__()
+        require_positive(base_epochs=base_epochs, base_batch_size=base_batch_size, base_lr=base_lr, emb_dim=emb_dim,
+                         hidden=hidden, lr=lr)  # fmt: skip
+        require_non_negative(weight_decay=weight_decay)
+        require_fraction(dropout=dropout)
         if loss not in LOSSES:
             raise ValueError(f"model.loss={loss!r} is unknown; choose one of {', '.join(LOSSES)}.")
         if history < 0:
@@ -68,7 +73,7 @@ class QuantumErrorLSTMModule(RatingModule):
         if isinstance(base, DictConfig):
             base = OmegaConf.to_container(base, resolve=True)
         self.save_hyperparameters(ignore=["cache_dir"])
-        self.cache_dir, self.extra_metrics = cache_dir, {}
+        self.cache_dir = cache_dir
         SequenceHead(2, 2, cell=cell)  # validates `cell` now, before any training
 
     def build(self, dm: RatingsDataModule) -> None:
@@ -121,8 +126,7 @@ class QuantumErrorLSTMModule(RatingModule):
 
     def circuit_drawing(self) -> str | None:
         """The base circuit's drawing, if the base is a circuit (W&B logs it)."""
-        drawing = getattr(self.base, "circuit_drawing", None)
-        return drawing() if callable(drawing) else None
+        return None if self.base is None else self.base.circuit_drawing()
 
     def base_prediction(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """r_q in stars: the base's prediction, or the training mean when there is no base."""

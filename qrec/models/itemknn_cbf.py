@@ -46,6 +46,9 @@ class ItemKNNCBFModule(FeatureRankingModule):
 
     def training_step(self, batch, batch_idx: int) -> None:
         self.weights()  # the whole fit
+        # Count the fit as an optimizer step: at global_step 0 ModelCheckpoint never saves (Lightning #17167),
+        # and `train.py` would test without a best checkpoint (as ClosedFormModule does for rating models).
+        self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress.increment_completed()
 
     def configure_optimizers(self) -> None:
         return None

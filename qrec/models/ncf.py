@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from qrec.data.implicit import ImplicitDataModule
+from qrec.models.contract import require_positive
 from qrec.models.ranking import BPRModule, mlp
 
 
@@ -29,6 +30,7 @@ class NCFModule(BPRModule):
         chunk: int = 64,
     ):
         super().__init__(lr, weight_decay)
+        require_positive(chunk=chunk)
         hidden = tuple(hidden)
         if dim < 1 or not hidden or min(hidden) < 1 or feature_hidden < 1:
             raise ValueError(f"dim={dim}, hidden={hidden}, feature_hidden={feature_hidden} must be positive.")

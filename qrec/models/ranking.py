@@ -9,23 +9,26 @@
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.metrics_ranking import ranking_metrics
+from qrec.models.contract import RankingModule
 
 METRICS = ("ndcg", "recall", "hr")
 
 
-class FeatureRankingModule(L.LightningModule):
+class FeatureRankingModule(RankingModule):
     """Base LightningModule for rankers that read item features (see the module docstring).
 
     Subclasses implement ``build(dm)`` (data-shaped parameters) and ``score(users, items, keep)``.
     ``self.features``: (items, n) float buffer; ``self.feature_keep``: (n,) bool buffer, the mask used
-    when ``keep`` is None (set it with :meth:`set_feature_mask`).
+    when ``keep`` is None (set it with :meth:`set_feature_mask`); ``self.initial_keep``: (n,) bool mask
+    applied when the module is attached (None: every feature), so "retrain with the selected features"
+    trains with the mask from the first step. The hooks shared with every model (``extra_metrics``,
+    ...) are declared on :class:`qrec.models.contract.RecommenderModule`.
     """
 
     cutoff = 10
@@ -33,6 +36,7 @@ class FeatureRankingModule(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()
         self._built = False
+        self.initial_keep: np.ndarray | None = None
         self._sums: dict[str, dict[str, float]] = {}
 
     # --- contract ---------------------------------------------------------------------------
@@ -44,6 +48,10 @@ class FeatureRankingModule(L.LightningModule):
     ) -> torch.Tensor:
         """(len(users), len(items) or n_items) scores with features ``~keep`` masked."""
         raise NotImplementedError
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """(len(users), n_items) scores with the current feature mask (the ranking contract)."""
+        return self.score(users)
 
     # --- shared machinery -------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -61,9 +69,8 @@ class FeatureRankingModule(L.LightningModule):
         features = torch.from_numpy(dm.features.matrix.toarray()).float()
         self.register_buffer("features", features)
         self.register_buffer("feature_keep", torch.ones(features.shape[1], dtype=torch.bool))
-        initial = getattr(self, "initial_keep", None)  # "retrain with selected features": mask from the start
-        if initial is not None:
-            self.set_feature_mask(initial)
+        if self.initial_keep is not None:  # "retrain with selected features": mask from the start
+            self.set_feature_mask(self.initial_keep)
         self.n_users, self.n_items = dm.n_users, dm.n_items
         self.dm = dm
         self.build(dm)

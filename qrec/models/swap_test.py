@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from qrec.data.datamodule import RatingsDataModule
+from qrec.models.contract import require_non_negative, require_positive
 from qrec.models.svd import SVDModule
 from qrec.quantum.estimators import (
     sample_p0,
@@ -49,6 +50,8 @@ class SwapTestModule(SVDModule):
         noise: float = 0.0, chunk: int = 4096, seed: int = 0,
     ):  # fmt: skip
         super().__init__(rank=k, center=center, seed=seed)
+        require_positive(chunk=chunk)
+        require_non_negative(noise=noise)
         if estimator not in ESTIMATORS:
             raise ValueError(
                 f"model.estimator={estimator!r} is unknown; choose one of {', '.join(ESTIMATORS)}."

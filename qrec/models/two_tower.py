@@ -40,6 +40,7 @@ from qrec.data.datamodule import RatingsDataModule
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.data.splits import Split
 from qrec.metrics_ranking import ranking_metrics
+from qrec.models.contract import RankingModule, require_non_negative, require_positive
 from qrec.quantum.projection import QuantumProjection, fidelity, fidelity_matrix, linear_head_params
 
 
@@ -94,7 +95,7 @@ def fidelity_score(
     return log_fid / temperature
 
 
-class TwoTowerModule(L.LightningModule):
+class TwoTowerModule(RankingModule):
     """Two-tower recommender (see the module docstring).
 
     Args:
@@ -162,10 +163,10 @@ class TwoTowerModule(L.LightningModule):
             raise ValueError(f"model.lr_schedule={lr_schedule!r} must be 'cosine' or 'constant'.")
         if mode not in ("bpr", "distill"):
             raise ValueError(f"model.mode={mode!r} must be 'bpr' or 'distill'.")
-        if temperature <= 0 or distill_temperature <= 0 or fidelity_eps <= 0:
-            raise ValueError(
-                "model.temperature, model.distill_temperature and model.fidelity_eps must be > 0."
-            )
+        require_positive(temperature=temperature, distill_temperature=distill_temperature, fidelity_eps=fidelity_eps,
+                         n_qubits_out=n_qubits_out, layers=layers, lr=lr, init_std=init_std,
+                         teacher_sweeps=teacher_sweeps, distill_items=distill_items, k=k)  # fmt: skip
+        require_non_negative(weight_decay=weight_decay, embed_reg=embed_reg, teacher_reg=teacher_reg)
         self.save_hyperparameters()
         if head == "qi":  # raises at once on odd dim or too many qubits
             self.head = QuantumProjection(
@@ -176,15 +177,19 @@ class TwoTowerModule(L.LightningModule):
                 raise ValueError(f"model.out_dim={out_dim} must be positive.")
             self.head = nn.Linear(dim, out_dim)
         self._built = False
-        self.extra_metrics: dict[str, float] = {}
         self._eval_scores: list[np.ndarray] = []
         self._eval_users: list[np.ndarray] = []
 
     # --- setup ------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
+        self.attach(implicit_datamodule(self.trainer, "TwoTowerModule", "ml100k_implicit, which model=two_tower sets"))
+
+    def attach(self, dm: ImplicitDataModule) -> None:
+        """``build`` on ``dm`` once (also usable without a Trainer, e.g. before ``load_state_dict``)."""
         if self._built:
             return
-        self.build(implicit_datamodule(self.trainer, "TwoTowerModule", "ml100k_implicit, which model=two_tower sets"))
+        dm.setup()
+        self.build(dm)
 
     def build(self, dm: ImplicitDataModule) -> None:
         """Create the towers (trainable embeddings, or frozen teacher factors in ``distill`` mode)."""
@@ -251,6 +256,10 @@ class TwoTowerModule(L.LightningModule):
         zu, zi = zu[u_inv], zi[i_inv]
         sims = fidelity(zu, zi) if self.hparams.head == "qi" else (zu * zi).sum(-1)
         return self._to_score(sims) + self.item_bias[items]
+
+    def score_all(self, users: torch.Tensor) -> torch.Tensor:
+        """(len(users), n_items) scores against every item (the ranking contract)."""
+        return self.score_matrix(users)
 
     def score_matrix(
         self, users: torch.Tensor, item_states: torch.Tensor | None = None, items: torch.Tensor | None = None

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from qrec.data.datamodule import RatingsDataModule, scale
 from qrec.models.base import RatingModule
 from qrec.models.components.optim import adam
+from qrec.models.contract import require_non_negative, require_positive
 from qrec.models.svd import CENTERS, svd_latents
 from qrec.quantum.circuits import VarNetSpec
 
@@ -62,6 +63,8 @@ class VarNetModule(RatingModule):
         lr: float = 0.01, weight_decay: float = 0.0, chunk: int = 2048, seed: int = 0,
     ):  # fmt: skip
         super().__init__()
+        require_positive(lr=lr, chunk=chunk)
+        require_non_negative(weight_decay=weight_decay, noise=noise)
         self.spec = VarNetSpec(k, n_layers, entangler, readout)  # validates the design
         if backend not in BACKENDS:
             raise ValueError(f"model.backend={backend!r} is unknown; choose one of {', '.join(BACKENDS)}.")

@@ -38,7 +38,7 @@ def test_history_windows_hold_only_earlier_training_ratings(split):
             assert len(window) == min(6, len(earlier))
 
 
-def test_residual_head_trains_on_training_split_only(make_cfg):
+def test_residual_head_trains_on_training_split_only(make_cfg, tmp_path):
     """Corrupting validation/test ratings cannot change the fitted stage 1 or the head's first steps."""
     import lightning as L
 
@@ -55,7 +55,7 @@ def test_residual_head_trains_on_training_split_only(make_cfg):
                   limit_val_batches=0).fit(module, datamodule=dm)  # fmt: skip
         return module
 
-    a, b = fit(False, "/tmp/qrec-test-a"), fit(True, "/tmp/qrec-test-b")
+    a, b = fit(False, str(tmp_path / "a")), fit(True, str(tmp_path / "b"))  # fresh caches: stage 1 is fitted
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         if "metrics" not in name:
             torch.testing.assert_close(x, y, msg=name)
