@@ -14,9 +14,11 @@ register_resolvers()  # ${qrec.uid:} in the output directories, before Hydra com
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from qrec.pipeline import run  # imported here so `--help` and config errors stay fast
+    from qrec.distributed import ddp_job_scope  # imported here so `--help` and config errors stay fast
+    from qrec.pipeline import run
 
-    return run(cfg)["optimized"]
+    with ddp_job_scope(cfg.paths.output_dir):  # DDP ranks run this job only, in its directory
+        return run(cfg)["optimized"]
 
 
 if __name__ == "__main__":

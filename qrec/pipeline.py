@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from qrec import timing
 from qrec.callbacks.timing import LoopTimer
 from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
+from qrec.distributed import refuse_closed_form
+from qrec.models.base import ClosedFormModule
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -54,6 +57,7 @@ def run(cfg: DictConfig) -> dict:
     callbacks = _instantiate_all(cfg.get("callbacks")) + [LoopTimer("fit")]
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    refuse_closed_form(model, trainer.world_size, ClosedFormModule)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -89,16 +93,28 @@ def run(cfg: DictConfig) -> dict:
     )  # fmt: skip
     metrics.update(getattr(model, "extra_metrics", {}))
     metrics.update(timing.take(), **{"timing/fit_s": fit_s, "timing/run_s": time.perf_counter() - run_start})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    predictions = getattr(model, "test_predictions", None)
-    if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
-        np.save(out / "test_predictions.npy", predictions.numpy())
-        np.save(out / "test_ratings.npy", datamodule.test.ratings.numpy())
-        np.save(out / "test_users.npy", datamodule.test.users.numpy())  # the unit of the user-level bootstrap
-    log_extras(loggers, model, metrics)
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # under DDP every rank holds the same gathered metrics; one writes them
+        write_outputs(out, metrics, getattr(model, "test_predictions", None), datamodule)
+        log_extras(loggers, model, metrics)
         print_summary(metrics, out)
     return metrics
+
+
+def write_outputs(out: Path, metrics: dict, predictions: torch.Tensor | None, datamodule) -> None:
+    """metrics.json and, for rating models, the test predictions/ratings (each written atomically)."""
+    _atomic(out / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2).encode()))
+    if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
+        _atomic(out / "test_predictions.npy", lambda f: np.save(f, predictions.numpy()))
+        _atomic(out / "test_ratings.npy", lambda f: np.save(f, datamodule.test.ratings.numpy()))
+        # the unit of the user-level bootstrap
+        _atomic(out / "test_users.npy", lambda f: np.save(f, datamodule.test.users.numpy()))
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
 
 
 def _best_epochs(trainer: L.Trainer, best: str | None) -> int:
