@@ -16,8 +16,10 @@ register_resolvers()  # ${qrec.uid:} in the output directories, before Hydra com
 def main(cfg: DictConfig) -> float | None:
     from qrec.distributed import ddp_job_scope  # imported here so `--help` and config errors stay fast
     from qrec.pipeline import run
+    from qrec.tracking import job_scope
 
-    with ddp_job_scope(cfg.paths.output_dir):  # DDP ranks run this job only, in its directory
+    # DDP ranks run this job only, in its directory; the job's W&B run is finished even if it fails.
+    with ddp_job_scope(cfg.paths.output_dir), job_scope():
         return run(cfg)["optimized"]
 
 

@@ -53,7 +53,7 @@ def gather_rows(rows: torch.Tensor, *values: torch.Tensor) -> tuple[torch.Tensor
     return (rows[first], *(v[order][first] for v in values))
 
 
-def refuse_closed_form(model: torch.nn.Module, devices: int, closed_form: type) -> None:
+def refuse_closed_form(model: torch.nn.Module, devices: int, closed_form: type | tuple[type, ...]) -> None:
     """Raise before training if a closed-form model is asked to run on several processes.
 
     Closed-form models solve on the whole training split at once; DDP would only repeat that solve on

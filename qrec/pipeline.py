@@ -20,6 +20,7 @@ from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
 from qrec.distributed import refuse_closed_form
 from qrec.models.base import ClosedFormModule
+from qrec.models.itemknn_cbf import ItemKNNCBFModule
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -57,7 +58,7 @@ def run(cfg: DictConfig) -> dict:
     callbacks = _instantiate_all(cfg.get("callbacks")) + [LoopTimer("fit")]
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    refuse_closed_form(model, trainer.world_size, ClosedFormModule)
+    refuse_closed_form(model, trainer.world_size, (ClosedFormModule, ItemKNNCBFModule))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
