@@ -20,6 +20,8 @@ HARMLESS_WARNINGS: list[tuple[str, str]] = [
      "a resumed or re-run job reuses its own output directory; ModelCheckpoint keeps only the best file"),
     (r"Using `DistributedSampler` with the dataloaders",
      "qrec's evaluation gathers each row once under DDP (qrec.distributed), so padded repeats never count"),
+    (r"The number of training batches \(\d+\) is smaller than the logging interval",
+     "closed-form models train on one batch per epoch and small data has few batches; epoch metrics still log"),
     (r".*LeafSpec",
      "a deprecation inside Lightning's own pytree helper (no user code involved)"),
     (r".*returned `None`, this fit will run with no optimizer",

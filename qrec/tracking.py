@@ -73,6 +73,7 @@ class WandbLogger(_LightningWandbLogger):
             kwargs["group"] = job_group()
         kwargs["tags"] = list(kwargs.get("tags") or []) + job_tags(seed, split)
         super().__init__(**kwargs)
+        self._wandb_init.pop("anonymous", None)  # deprecated in wandb; Lightning always passes it (a warning)
         self._config_logged = False
 
     def log_hyperparams(self, params: Any) -> None:
