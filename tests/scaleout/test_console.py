@@ -10,10 +10,10 @@ from qrec.console import HARMLESS_LOG_LINES, HARMLESS_WARNINGS
 HYDRA_PREFIX = re.compile(r"^\[[^\]]*\]\[[^\]]*\]\[[A-Z]+\] - ")
 
 
-def test_a_rerun_prints_each_log_line_once_and_no_harmless_warning(tmp_path, train):
-    args = ["model=bias", "data=synthetic", "trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'run'}"]
-    train(*args)
-    output = train(*args)  # the rerun finds its checkpoint directory non-empty (a silenced warning)
+def test_a_run_prints_each_log_line_once_and_no_harmless_warning(tmp_path, train):
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "old.ckpt").write_bytes(b"")  # as in a rerun: a silenced warning
+    output = train("model=bias", "data=synthetic", "trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'run'}")
     # Before: Lightning's own handler ("INFO: ...") and Hydra's ("[time][logger][INFO] - ...") both printed.
     lightning_own = [line for line in output.splitlines() if line.startswith("INFO: ")]
     assert not lightning_own, lightning_own
