@@ -74,6 +74,7 @@ def ddp_rows(name: str, data: list[str], epochs: int, extra: list[str], workdir:
         m0, m = metrics(zero), metrics(full)
         per_epoch = (m["fit_s"] - m0["fit_s"]) / epochs
         rows.append({"model": name, "processes": label, "s_per_epoch": per_epoch, "init": m0, "trained": m})
+        print(f"{name}, {label}: {per_epoch:.2f} s/epoch", flush=True)
     keys = EXACT_KEYS[name]
     gap = max(abs(rows[0]["init"][k] - rows[1]["init"][k]) for k in keys)
     for row in rows:
@@ -108,7 +109,7 @@ def main() -> None:
         workdir.mkdir()
         rows = ddp_rows("varnet_lstm", rating, epochs, args.trainer_extra, workdir, cache)
         rows += ddp_rows("two_tower", implicit, epochs, args.trainer_extra, workdir, cache)
-        rows += joblib_rows(rating, workdir, cache)
+        rows += joblib_rows([o for o in rating if not o.startswith("data.batch_size")], workdir, cache)
     table(rows, ["model", "processes", "s_per_epoch", "sweep_wall_s", "metric", "trained_metric",
                  "init_metric_max_abs_diff"])  # fmt: skip
     print("init_metric_max_abs_diff: same weights evaluated by 1 and 2 processes (DDP) / the same jobs through "
