@@ -104,8 +104,7 @@ def _point_children_at_job(output_dir: str) -> None:
     if not HydraConfig.initialized():
         return
     hydra_cfg = HydraConfig.get()
-    if hydra_cfg.mode != RunMode.MULTIRUN:
-        return
-    sys.argv[:] = [sys.argv[0], *hydra_cfg.overrides.task]  # this job's overrides, no `-m`
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sys.argv[:] = [sys.argv[0], *hydra_cfg.overrides.task]  # this job's overrides, no `-m`
     with read_write(hydra_cfg), open_dict(hydra_cfg):
-        hydra_cfg.run.dir = str(output_dir)  # Lightning passes it on as hydra.run.dir
+        hydra_cfg.run.dir = str(output_dir)  # Lightning passes it on as hydra.run.dir: the job's own directory
