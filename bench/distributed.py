@@ -7,10 +7,10 @@ Every measurement is a `python train.py ...` run, as a user would start it:
 
 - the LSTM hybrid's stage 2 (``model=varnet_lstm``; stage 1 is trained once by the first run and then read
   from the stage-1 cache by every run) and the two-tower model, each with ``trainer=cpu`` (1 process) and
-  ``trainer=ddp`` (2 processes). Time per epoch = (fit time with E epochs - fit time with 0 epochs) / E, so
-  start-up, data and cache loading are not counted. With 0 epochs both runs evaluate the same initial
-  weights: their metrics must be equal (the DDP evaluation gathers each rating once). Trained metrics are
-  close, not equal: DDP averages the gradients of two batches per step.
+  ``trainer=ddp`` (2 processes). Time per epoch = (fit time with E epochs - fit time with no training
+  batch) / E, so start-up, data and cache loading are not counted. With no training batch both runs
+  evaluate the same initial weights: their metrics must be equal (the DDP evaluation gathers each rating
+  once). Trained metrics are close, not equal: DDP averages the gradients of two batches per step.
 - a Hydra sweep of 8 ``model=bias`` jobs (seeds 0-7) through ``hydra/launcher=joblib`` with n_jobs 1 and 2:
   wall time, and every job's metrics equal between the two.
 
@@ -65,11 +65,9 @@ def ddp_rows(name: str, data: list[str], epochs: int, extra: list[str], workdir:
     base = [f"model={name}", *data, *extra]
     if name == "varnet_lstm":
         base += ["model.base_epochs=1"]  # stage 1 is not what is measured; one epoch, cached after the first run
-    else:
-        base += ["model.lr_schedule=constant"]  # cosine needs max_epochs >= 1; the 0-epoch runs use it too
     rows = []
     for label, trainer in (("1 process", "trainer=cpu"), ("2 processes (ddp, gloo)", "trainer=ddp")):
-        _, zero = train([*base, trainer, "trainer.max_epochs=0"], workdir, cache)
+        _, zero = train([*base, trainer, "trainer.max_epochs=1", "+trainer.limit_train_batches=0"], workdir, cache)
         _, full = train([*base, trainer, f"trainer.max_epochs={epochs}"], workdir, cache)
         m0, m = metrics(zero), metrics(full)
         per_epoch = (m["fit_s"] - m0["fit_s"]) / epochs

@@ -11,7 +11,7 @@ from qrec.distributed import gather_rows
 from qrec.metrics import RatingMetrics
 from qrec.pipeline import run
 
-RATING = ["model=lstm_only", "data=synthetic", "data.eval_batch_size=50", "logger=none"]
+RATING = ["model=lstm_only", "data=synthetic", "data.eval_batch_size=50", "logger=none", "trainer.max_epochs=1"]
 EXACT = ("val/rmse", "val/mae", "val/pred_std", "test/rmse", "test/mae", "test/pred_min", "test/pred_max")
 
 
@@ -40,15 +40,15 @@ def test_closed_form_model_refuses_ddp_before_training(tmp_path):
 
 
 def test_ddp_sweep_equals_one_process_and_counts_each_rating_once(tmp_path, train, metrics):
-    """Inside `-m`: one sweep directory, each job's ranks in the job's directory. max_epochs=0 compares the
-    evaluation path exactly (same initial weights); max_epochs=1 trains on 2 ranks."""
+    """Inside `-m`: one sweep directory, each job's ranks in the job's directory. No training batch (job 0)
+    compares the evaluation path exactly (same initial weights); job 1 trains one epoch on 2 ranks."""
     sweep = tmp_path / "sweep"
-    train("-m", *RATING, "trainer=ddp", "trainer.max_epochs=0,1", f"hydra.sweep.dir={sweep}")
+    train("-m", *RATING, "trainer=ddp", "+trainer.limit_train_batches=0,1.0", f"hydra.sweep.dir={sweep}")
     assert {p.name for p in tmp_path.iterdir()} <= {"cache", "sweep"}  # no second sweep or run directory
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
     assert all((sweep / job / "train_ddp_process_1.log").is_file() for job in ("0", "1"))
 
-    single = run(compose_config([*RATING, "trainer=cpu", "trainer.max_epochs=0"], tmp_path / "single"))
+    single = run(compose_config([*RATING, "trainer=cpu", "+trainer.limit_train_batches=0"], tmp_path / "single"))
     ddp = metrics(sweep / "0")
     for key in EXACT:
         assert ddp[key] == pytest.approx(single[key], abs=1e-6), key
@@ -63,7 +63,7 @@ def test_ddp_sweep_equals_one_process_and_counts_each_rating_once(tmp_path, trai
 
 def test_two_tower_ddp_equals_one_process(tmp_path, train, metrics):
     overrides = ["model=two_tower", "data=synthetic_implicit", "data.eval_batch_size=7", "logger=none",
-                 "trainer.max_epochs=0", "model.lr_schedule=constant"]  # fmt: skip
+                 "trainer.max_epochs=1", "+trainer.limit_train_batches=0"]  # fmt: skip
     train(*overrides, "trainer=ddp", f"hydra.run.dir={tmp_path / 'ddp'}")
     single = run(compose_config([*overrides, "trainer=cpu"], tmp_path / "single"))
     ddp = metrics(tmp_path / "ddp")
