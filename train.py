@@ -14,9 +14,16 @@ register_resolvers()  # ${qrec.uid:} in the output directories, before Hydra com
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from qrec.pipeline import run  # imported here so `--help` and config errors stay fast
+    from qrec.console import setup_console  # imported here so `--help` and config errors stay fast
+    from qrec.distributed import ddp_job_scope
+    from qrec.pipeline import run
+    from qrec.tracking import job_scope
 
-    return run(cfg)["optimized"]
+    setup_console()  # after Hydra's logging set-up and Lightning's import: one handler, known warnings off
+
+    # DDP ranks run this job only, in its directory; the job's W&B run is finished even if it fails.
+    with ddp_job_scope(cfg.paths.output_dir), job_scope():
+        return run(cfg)["optimized"]
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -17,7 +18,10 @@ from qrec import timing
 from qrec.callbacks.timing import LoopTimer
 from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
+from qrec.distributed import refuse_closed_form
+from qrec.models.base import ClosedFormModule
 from qrec.models.contract import RecommenderModule
+from qrec.models.itemknn_cbf import ItemKNNCBFModule
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -60,6 +64,7 @@ def run(cfg: DictConfig) -> dict:
     callbacks = _instantiate_all(cfg.get("callbacks")) + [LoopTimer("fit")]
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    refuse_closed_form(model, trainer.world_size, (ClosedFormModule, ItemKNNCBFModule))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -96,16 +101,28 @@ def run(cfg: DictConfig) -> dict:
     metrics.update(dataset=datamodule.describe(), **datamodule.cold_start())  # what it ran on (reports group by it)
     metrics.update(model.extra_metrics)
     metrics.update(timing.take(), **{"timing/fit_s": fit_s, "timing/run_s": time.perf_counter() - run_start})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    predictions = model.test_predictions
-    if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
-        np.save(out / "test_predictions.npy", predictions.numpy())
-        np.save(out / "test_ratings.npy", datamodule.test.ratings.numpy())
-        np.save(out / "test_users.npy", datamodule.test.users.numpy())  # the unit of the user-level bootstrap
-    log_extras(loggers, model, metrics)
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # under DDP every rank holds the same gathered metrics; one writes them
+        write_outputs(out, metrics, model.test_predictions, datamodule)
+        log_extras(loggers, model, metrics)
         print_summary(metrics, out)
     return metrics
+
+
+def write_outputs(out: Path, metrics: dict, predictions: torch.Tensor | None, datamodule) -> None:
+    """metrics.json and, for rating models, the test predictions/ratings (each written atomically)."""
+    _atomic(out / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2).encode()))
+    if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
+        _atomic(out / "test_predictions.npy", lambda f: np.save(f, predictions.numpy()))
+        _atomic(out / "test_ratings.npy", lambda f: np.save(f, datamodule.test.ratings.numpy()))
+        # the unit of the user-level bootstrap
+        _atomic(out / "test_users.npy", lambda f: np.save(f, datamodule.test.users.numpy()))
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    os.replace(tmp, path)
 
 
 def _best_epochs(trainer: L.Trainer, best: str | None) -> int:

@@ -7,8 +7,15 @@ import os
 import pytest
 
 from qrec.config import CONF, compose_config
+from qrec.console import warning_filter_lines
 
 __all__ = ["CONF", "compose_config"]
+
+
+def pytest_configure(config):
+    """The known-harmless warnings of qrec/console.py, the same list train.py silences."""
+    for line in warning_filter_lines():
+        config.addinivalue_line("filterwarnings", line)
 
 
 @pytest.fixture

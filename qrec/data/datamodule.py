@@ -28,17 +28,23 @@ class Ratings(NamedTuple):
 
 
 class _RatingRows(Dataset):
-    """Indexed by a whole list of rows at once, so a batch is one tensor gather, not 1,024 collates."""
+    """Indexed by a whole list of rows at once, so a batch is one tensor gather, not 1,024 collates.
 
-    def __init__(self, data: Ratings, with_timestamps: bool):
-        self.data, self.fields = data, 4 if with_timestamps else 3
+    Evaluation batches are (users, items, ratings, timestamps, rows): the row indices let metrics gather
+    each rating exactly once, in order, when DDP shards (and pads) the batches.
+    """
+
+    def __init__(self, data: Ratings, with_timestamps: bool, with_rows: bool = False):
+        self.data, self.with_rows = data, with_rows
+        self.fields = 4 if with_timestamps or with_rows else 3
 
     def __len__(self) -> int:
         return len(self.data)
 
     def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, ...]:
         rows = torch.as_tensor(rows)
-        return tuple(field[rows] for field in self.data[: self.fields])
+        fields = tuple(field[rows] for field in self.data[: self.fields])
+        return (*fields, rows) if self.with_rows else fields
 
 
 def scale(ratings: torch.Tensor, rating_scale: tuple[float, float]) -> torch.Tensor:
@@ -187,20 +193,21 @@ class RatingsDataModule(L.LightningDataModule):
             (data, (self.train.users.numpy(), self.train.items.numpy())), shape=(self.n_users, self.n_items)
         )
 
-    def _loader(self, data: Ratings, batch_size: int | None, shuffle: bool) -> DataLoader:
+    def _loader(self, data: Ratings, batch_size: int | None, shuffle: bool, evaluation: bool = False) -> DataLoader:
         size = len(data) if batch_size is None else batch_size
         base = RandomSampler(range(len(data))) if shuffle else SequentialSampler(range(len(data)))
         sampler = BatchSampler(base, size, drop_last=False)
-        return DataLoader(_RatingRows(data, self.with_timestamps), sampler=sampler, batch_size=None)
+        dataset = _RatingRows(data, self.with_timestamps, with_rows=evaluation)
+        return DataLoader(dataset, sampler=sampler, batch_size=None)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, self.batch_size, shuffle=self.batch_size is not None)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.val, self.eval_batch_size, shuffle=False)
+        return self._loader(self.val, self.eval_batch_size, shuffle=False, evaluation=True)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test, self.eval_batch_size, shuffle=False)
+        return self._loader(self.test, self.eval_batch_size, shuffle=False, evaluation=True)
 
 
 def describe_table(table: RatingTable, **extra) -> dict:

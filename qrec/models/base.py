@@ -111,26 +111,28 @@ class RatingModule(RecommenderModule):
             self.log("train/loss", loss, prog_bar=True)
 
     def evaluate(self, batch: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """Clipped predictions for an evaluation batch (users, items, ratings[, timestamps])."""
+        """Clipped predictions for an evaluation batch (users, items, ratings, timestamps[, rows])."""
         return self.predict_clipped(batch[0], batch[1])
 
     def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self.val_metrics.update(self.evaluate(batch), batch[2])
+        self.val_metrics.update(self.evaluate(batch), batch[2], batch[4] if len(batch) > 4 else None)
 
+    # Metrics are computed from every rank's gathered rows, so each rank holds the same values;
+    # sync_dist averages equal numbers (exact) and keeps Lightning's distributed logging contract.
     def on_validation_epoch_end(self) -> None:
         metrics = self.val_metrics.compute()
-        self.log("val/rmse", metrics.pop("val/rmse"), prog_bar=True)
-        self.log_dict(metrics)
+        self.log("val/rmse", metrics.pop("val/rmse"), prog_bar=True, sync_dist=True)
+        self.log_dict(metrics, sync_dist=True)
         self.val_metrics.reset()
 
     def test_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
-        self.test_metrics.update(self.evaluate(batch), batch[2])
+        self.test_metrics.update(self.evaluate(batch), batch[2], batch[4] if len(batch) > 4 else None)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self.test_metrics.compute())
-        self.test_predictions = self.test_metrics.predictions().cpu()
+        self.log_dict(self.test_metrics.compute(), sync_dist=True)
+        self.test_predictions = self.test_metrics.predictions().cpu()  # every test rating once, in order
         self.test_metrics.reset()
-        self.log("test/infer_s_per_20k", self.inference_seconds())
+        self.log("test/infer_s_per_20k", self.inference_seconds(), sync_dist=True)
 
     @torch.no_grad()
     def inference_seconds(self, n: int = 20_000) -> float:

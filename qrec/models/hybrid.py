@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import DictConfig, OmegaConf
 from torch.nn import functional as F
 
@@ -100,6 +101,7 @@ class QuantumErrorLSTMModule(RatingModule):
         # Stage 1 consumes random numbers only when it trains (not on a cache hit): re-seed so the head's
         # initialisation and the batch order are the same either way.
         L.seed_everything(hp.seed, verbose=False)
+        rank_zero_info(f"{'stage 2: ' if hp.base is not None and not hp.joint else ''}{hp.cell.upper()} corrector")
         self.head = SequenceHead(dm.n_users, dm.n_items, hp.emb_dim, hp.hidden, hp.dropout, hp.cell)
         if hp.history:
             if not dm.with_timestamps:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
+from qrec.distributed import gather_rows
 from qrec.metrics_ranking import ranking_metrics
 from qrec.models.contract import RankingModule
 
@@ -37,7 +38,7 @@ class FeatureRankingModule(RankingModule):
         super().__init__()
         self._built = False
         self.initial_keep: np.ndarray | None = None
-        self._sums: dict[str, dict[str, float]] = {}
+        self._sums: dict[str, dict[str, list[torch.Tensor]]] = {}
 
     # --- contract ---------------------------------------------------------------------------
     def build(self, dm: ImplicitDataModule) -> None:
@@ -118,17 +119,19 @@ class FeatureRankingModule(RankingModule):
         res = ranking_metrics(
             scores, dm.relevant(split)[batch], dm.exclude(split)[batch], self.cutoff, per_user=True
         )
-        sums = self._sums.setdefault(split, dict.fromkeys((*METRICS, "n"), 0.0))
+        parts = self._sums.setdefault(split, {"users": [], **{m: [] for m in METRICS}})
+        parts["users"].append(users.cpu())
         for m in METRICS:
-            sums[m] += float(res[f"{m}_per_user"].sum())
-        sums["n"] += len(batch)
+            parts[m].append(torch.as_tensor(res[f"{m}_per_user"], dtype=torch.float64))
 
     def _eval_end(self, split: str) -> None:
-        sums = self._sums.pop(split, None)
-        if not sums or sums["n"] == 0:
+        parts = self._sums.pop(split, None)
+        if not parts or not parts["users"]:
             return
-        for m in METRICS:
-            self.log(f"{split}/{m}_{self.cutoff}", sums[m] / sums["n"], prog_bar=m == "ndcg")
+        # Per-user values from every rank, each user once (DDP pads shards with repeated batches).
+        _, *values = gather_rows(torch.cat(parts["users"]), *(torch.cat(parts[m]) for m in METRICS))
+        for m, per_user in zip(METRICS, values):
+            self.log(f"{split}/{m}_{self.cutoff}", float(per_user.mean()), prog_bar=m == "ndcg", sync_dist=True)
 
     @torch.no_grad()
     def validation_step(self, users: torch.Tensor, batch_idx: int) -> None:

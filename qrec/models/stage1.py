@@ -12,14 +12,21 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from qrec.callbacks.timing import LoopTimer
 from qrec.data.datamodule import RatingsDataModule
 from qrec.models.base import RatingModule
 from qrec.models.cache import ModelCache, cache_key
+from qrec.tracking import stage1_logger
 
 log = logging.getLogger(__name__)
+
+
+def _label(config: dict) -> str:
+    """``VarNet`` for ``qrec.models.varnet.VarNetModule``: the console's name of the base model."""
+    return config["_target_"].rsplit(".", 1)[-1].removesuffix("Module")
 
 
 def data_fingerprint(dm: RatingsDataModule) -> str:
@@ -78,17 +85,19 @@ def _load_or_fit(
         try:
             module.load_state_dict(entry["state_dict"])
             module.stage1_epochs = int(entry["epochs"])
-            log.info("stage 1: reusing cached %s", path)
+            log.info("stage 1: %s (reusing cached %s)", _label(config), path)
             return module, True
         except Exception as err:  # noqa: BLE001 - any unusable cache means "retrain", never "crash"
             log.warning("stage 1: cached checkpoint %s is unusable (%s); retraining it.", path, err)
             L.seed_everything(seed, verbose=False)
             module = instantiate(config)
             module.attach(dm)
+    log.info("stage 1: %s (training up to %d epochs; cached for reuse)", _label(config), epochs)
     base_dm = copy.copy(dm)
     base_dm.batch_size = batch_size
     module.stage1_epochs = _train(module, base_dm, epochs)
-    cache.save(path, key, {"state_dict": module.state_dict(), "epochs": module.stage1_epochs})
+    if rank_zero_only.rank == 0:  # under DDP a rank that trained its own copy (same seed) leaves writing to rank 0
+        cache.save(path, key, {"state_dict": module.state_dict(), "epochs": module.stage1_epochs})
     return module, False
 
 
@@ -102,7 +111,8 @@ def _train(module: RatingModule, dm: RatingsDataModule, epochs: int) -> int:
         return epochs
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = ModelCheckpoint(dirpath=tmp, monitor="val/rmse", mode="min", save_top_k=1)
-        trainer = L.Trainer(max_epochs=epochs, logger=False, enable_model_summary=False, num_sanity_val_steps=0,
+        trainer = L.Trainer(max_epochs=epochs, logger=stage1_logger(), enable_model_summary=False,
+                            num_sanity_val_steps=0,
                             callbacks=[checkpoint, EarlyStopping("val/rmse", patience=3),
                                        LoopTimer("stage1")])  # fmt: skip
         trainer.fit(module, datamodule=dm)

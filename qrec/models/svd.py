@@ -58,7 +58,7 @@ class SVDModule(ClosedFormModule):
     def offset(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         if self.hparams.center == "bias":
             return self.baseline(users, items)
-        return self.mu.expand(len(users)) if self.hparams.center == "mean" else torch.zeros(len(users))
+        return self.mu.expand(len(users)) if self.hparams.center == "mean" else self.mu.new_zeros(len(users))
 
     def fit_step(self, users: torch.Tensor, items: torch.Tensor, ratings: torch.Tensor) -> None:
         target = (ratings - self.offset(users, items)).cpu().numpy()

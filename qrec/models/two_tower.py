@@ -39,6 +39,7 @@ from qrec.checkpoints import load_user_checkpoint
 from qrec.data.datamodule import RatingsDataModule
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.data.splits import Split
+from qrec.distributed import gather_rows
 from qrec.metrics_ranking import ranking_metrics
 from qrec.models.contract import RankingModule, require_non_negative, require_positive
 from qrec.quantum.projection import QuantumProjection, fidelity, fidelity_matrix, linear_head_params
@@ -177,8 +178,8 @@ class TwoTowerModule(RankingModule):
                 raise ValueError(f"model.out_dim={out_dim} must be positive.")
             self.head = nn.Linear(dim, out_dim)
         self._built = False
-        self._eval_scores: list[np.ndarray] = []
-        self._eval_users: list[np.ndarray] = []
+        self._eval_scores: list[torch.Tensor] = []  # (batch, 3 or 4) per-user metrics
+        self._eval_users: list[torch.Tensor] = []
 
     # --- setup ------------------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -311,59 +312,59 @@ class TwoTowerModule(RankingModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
-    # --- evaluation -------------------------------------------------------------------------------
-    def _eval_step(self, users: torch.Tensor) -> None:
-        if not self._eval_scores:
+    # --- evaluation ---------------------------------------------------------------------------------
+    def _eval_step(self, users: torch.Tensor, split: str) -> None:
+        """Per-user metrics of one batch of users (each has a held-out item in ``split``)."""
+        if not self._eval_users:
             self._item_states = self.project(self.item_emb)
-        self._eval_users.append(users.cpu().numpy())
-        self._eval_scores.append(self.score_matrix(users, self._item_states).float().cpu().numpy())
+        dm, k = self.trainer.datamodule, self.hparams.k
+        batch = users.cpu().numpy()
+        scores = self.score_matrix(users, self._item_states).float().cpu().numpy()
+        exclude = dm.exclude(split)[batch]
+        res = ranking_metrics(scores, dm.relevant(split)[batch], exclude, k=k, per_user=True)
+        values = [res["ndcg_per_user"], res["recall_per_user"], res["hr_per_user"]]
+        if self.hparams.mode == "distill":
+            values.append(self._overlap(scores, batch, exclude))
+        self._eval_users.append(users)
+        self._eval_scores.append(torch.as_tensor(np.stack(values, 1), device=users.device))
 
     def _eval_end(self, split: str) -> dict[str, float]:
-        """Ranking metrics of the scored users (those with a held-out item in ``split``); the others'
-        rows stay zero and are skipped by the metric, which only counts users with a relevant item."""
-        dm = self.trainer.datamodule
-        users = np.concatenate(self._eval_users)
-        scores = np.zeros((dm.n_users, dm.n_items), dtype=np.float32)
-        scores[users] = np.concatenate(self._eval_scores)
+        """Means over every evaluated user once (gathered from all ranks under DDP; see qrec.distributed)."""
+        _, values = gather_rows(torch.cat(self._eval_users), torch.cat(self._eval_scores))
         self._eval_scores, self._eval_users, self._item_states = [], [], None
+        means = values.double().mean(0).tolist()
         k = self.hparams.k
-        m = ranking_metrics(scores, dm.relevant(split), dm.exclude(split), k=k)
-        metrics = {
-            f"{split}/ndcg_{k}": m["ndcg"],
-            f"{split}/recall_{k}": m["recall"],
-            f"{split}/hr_{k}": m["hr"],
-        }
+        metrics = {f"{split}/ndcg_{k}": means[0], f"{split}/recall_{k}": means[1], f"{split}/hr_{k}": means[2]}
         if self.hparams.mode == "distill":
-            metrics.update(self._agreement(scores, users, dm.exclude(split), split))
+            dm = self.trainer.datamodule
+            teacher = (self.teacher_user @ self.teacher_item.T).cpu().numpy()
+            metrics[f"{split}/teacher_overlap_{k}"] = means[3]
+            metrics[f"{split}/teacher_ndcg_{k}"] = ranking_metrics(teacher, dm.relevant(split), dm.exclude(split), k=k)[
+                "ndcg"
+            ]
         return metrics
 
-    def _agreement(self, scores: np.ndarray, users: np.ndarray, exclude: sp.csr_matrix, split: str) -> dict[str, float]:
-        """How well the student keeps the teacher's top-k (over the evaluated ``users``): overlap@k, and the
-        teacher's own nDCG@k."""
+    def _overlap(self, scores: np.ndarray, users: np.ndarray, exclude: sp.csr_matrix) -> np.ndarray:
+        """(len(users),) share of the teacher's top-k the student keeps (known items excluded)."""
         k = self.hparams.k
-        teacher = (self.teacher_user @ self.teacher_item.T).cpu().numpy()
-        excluded = exclude[users].toarray().astype(bool)
-        t_masked = np.where(excluded, -np.inf, teacher[users])
-        s_masked = np.where(excluded, -np.inf, scores[users])
-        top_t = np.argpartition(-t_masked, k, axis=1)[:, :k]
-        top_s = np.argpartition(-s_masked, k, axis=1)[:, :k]
-        overlap = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(top_t, top_s, strict=True)])
-        dm = self.trainer.datamodule
-        t_ndcg = ranking_metrics(teacher, dm.relevant(split), exclude, k=k)["ndcg"]
-        return {f"{split}/teacher_overlap_{k}": float(overlap), f"{split}/teacher_ndcg_{k}": t_ndcg}
+        teacher = (self.teacher_user[torch.as_tensor(users, device=self.device)] @ self.teacher_item.T).cpu().numpy()
+        excluded = exclude.toarray().astype(bool)
+        top_t = np.argpartition(-np.where(excluded, -np.inf, teacher), k, axis=1)[:, :k]
+        top_s = np.argpartition(-np.where(excluded, -np.inf, scores), k, axis=1)[:, :k]
+        return np.array([len(np.intersect1d(a, b)) / k for a, b in zip(top_t, top_s, strict=True)])
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        self._eval_step(batch)
+        self._eval_step(batch, "val")
 
     def on_validation_epoch_end(self) -> None:
         metrics = self._eval_end("val")
-        self.log_dict(metrics, prog_bar=True)
+        self.log_dict(metrics, prog_bar=True, sync_dist=True)  # equal on every rank: the average is exact
 
     def test_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        self._eval_step(batch)
+        self._eval_step(batch, "test")
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self._eval_end("test"))
+        self.log_dict(self._eval_end("test"), sync_dist=True)
         self.extra_metrics = self.head_parameter_counts()
 
     def head_parameter_counts(self) -> dict[str, float]:

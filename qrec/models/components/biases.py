@@ -18,8 +18,8 @@ def bias_sweep(
         (n,) biases; rows without ratings get 0 (the cold-start fallback).
     """
     index = users if by_user else items
-    total = torch.zeros(n, dtype=residual.dtype).index_add_(0, index, residual)
-    count = torch.zeros(n, dtype=residual.dtype).index_add_(0, index, torch.ones_like(residual))
+    total = residual.new_zeros(n).index_add_(0, index, residual)  # on the data's device
+    count = residual.new_zeros(n).index_add_(0, index, torch.ones_like(residual))
     return total / (reg + count)
 
 
@@ -33,8 +33,8 @@ def fit_biases(
         (mu, b_user (n_users,), b_item (n_items,)).
     """
     mu = float(ratings.mean())
-    b_user = torch.zeros(n_users, dtype=ratings.dtype)
-    b_item = torch.zeros(n_items, dtype=ratings.dtype)
+    b_user = ratings.new_zeros(n_users)
+    b_item = ratings.new_zeros(n_items)
     for _ in range(n_iter):
         b_item = bias_sweep(users, items, ratings - mu - b_user[users], n_items, reg_item, by_user=False)
         b_user = bias_sweep(users, items, ratings - mu - b_item[items], n_users, reg_user, by_user=True)

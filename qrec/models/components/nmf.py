@@ -20,7 +20,7 @@ def masked_nmf_step(
         ratings: (n_users, n_items) dense; only cells where ``mask`` is True are read.
         mask: (n_users, n_items) bool; w: (n_users, k) ≥ 0; h: (k, n_items) ≥ 0.
     """
-    observed = torch.where(mask, ratings, torch.zeros((), dtype=ratings.dtype))
+    observed = torch.where(mask, ratings, ratings.new_zeros(()))
     weight = mask.to(ratings.dtype)
     w = w * (observed @ h.T) / ((weight * (w @ h)) @ h.T + reg * w + EPS)
     h = h * (w.T @ observed) / (w.T @ (weight * (w @ h)) + reg * h + EPS)
