@@ -184,7 +184,7 @@ def popularity(seeds: list[int], fractions: list[float]) -> list[dict]:
 
     from qrec.data import load_movielens100k
     from qrec.data.implicit import ImplicitDataModule
-    from qrec.metrics_ranking import ranking_metrics
+    from qrec.metrics import ranking_metrics
 
     rows = []
     for fraction in fractions:
@@ -194,7 +194,7 @@ def popularity(seeds: list[int], fractions: list[float]) -> list[dict]:
             dm.setup("fit")
             counts = np.bincount(dm.train_pairs[1], minlength=dm.n_items).astype(float)
             scores = np.broadcast_to(counts, (dm.n_users, dm.n_items))
-            ndcg.append(ranking_metrics(scores, dm.relevant("test"), dm.exclude("test"))["ndcg"])
+            ndcg.append(ranking_metrics(scores, dm.relevant("test"), dm.exclude("test"))["ndcg_10"])
         rows.append(
             {
                 "train_fraction": fraction,

@@ -3,7 +3,7 @@
 - :class:`FeatureRankingModule`: contract for every feature-aware ranker — ``score(users, items, keep)``
   returns (users, items) scores with the features ``~keep`` masked (zeroed for every item) *at
   inference, without retraining*; full-ranking evaluation (nDCG@10, Recall@10, HR@10 through
-  :mod:`qrec.metrics_ranking`) and the hook :meth:`counterfactual` used by the CAQUBO callback.
+  :func:`qrec.metrics.ranking_metrics`, tie-aware) and the hook :meth:`counterfactual` used by the CAQUBO callback.
 - :class:`BPRModule`: BPR training with one uniform negative per positive (1:1), Adam.
 """
 
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
-from qrec.metrics_ranking import ranking_metrics
+from qrec.metrics import ranking_metrics
 
 METRICS = ("ndcg", "recall", "hr")
 
@@ -101,7 +101,7 @@ class FeatureRankingModule(L.LightningModule):
                 scores.double().cpu().numpy(), relevant[batch], exclude[batch], self.cutoff, per_user=True
             )
             for m in METRICS:
-                sums[m] += float(res[f"{m}_per_user"].sum())
+                sums[m] += float(res["per_user"][f"{m}_{self.cutoff}"].sum())
         return {f"{split}/{m}_{self.cutoff}": sums[m] / len(users) for m in METRICS}
 
     def _eval_step(self, users: torch.Tensor, split: str) -> None:
@@ -113,7 +113,7 @@ class FeatureRankingModule(L.LightningModule):
         )
         sums = self._sums.setdefault(split, dict.fromkeys((*METRICS, "n"), 0.0))
         for m in METRICS:
-            sums[m] += float(res[f"{m}_per_user"].sum())
+            sums[m] += float(res["per_user"][f"{m}_{self.cutoff}"].sum())
         sums["n"] += len(batch)
 
     def _eval_end(self, split: str) -> None:

@@ -21,7 +21,7 @@ Modes:
 Data: :class:`qrec.data.implicit.ImplicitDataModule` without item features (``data=ml100k_implicit``), i.e.
 the CAQUBO issue's ranking protocol: ratings ≥ 4 are interactions, random 80/20 then 80/20, a user's
 training (and, for test, validation) items excluded from the ranking; ``data.train_fraction`` for the
-small-data comparison. Ranking metrics come from :mod:`qrec.metrics_ranking` (``val/ndcg_10``, ...).
+small-data comparison. Ranking metrics come from :func:`qrec.metrics.ranking_metrics` (tie-aware; ``val/ndcg_10``, ...).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from qrec.checkpoints import load_user_checkpoint
 from qrec.data.datamodule import RatingsDataModule
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.data.splits import Split
-from qrec.metrics_ranking import ranking_metrics
+from qrec.metrics import ranking_metrics
 from qrec.quantum.projection import QuantumProjection, fidelity, fidelity_matrix, linear_head_params
 
 
@@ -320,9 +320,9 @@ class TwoTowerModule(L.LightningModule):
         k = self.hparams.k
         m = ranking_metrics(scores, dm.relevant(split), dm.exclude(split), k=k)
         metrics = {
-            f"{split}/ndcg_{k}": m["ndcg"],
-            f"{split}/recall_{k}": m["recall"],
-            f"{split}/hr_{k}": m["hr"],
+            f"{split}/ndcg_{k}": m[f"ndcg_{k}"],
+            f"{split}/recall_{k}": m[f"recall_{k}"],
+            f"{split}/hr_{k}": m[f"hr_{k}"],
         }
         if self.hparams.mode == "distill":
             metrics.update(self._agreement(scores, users, dm.exclude(split), split))
@@ -340,7 +340,7 @@ class TwoTowerModule(L.LightningModule):
         top_s = np.argpartition(-s_masked, k, axis=1)[:, :k]
         overlap = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(top_t, top_s, strict=True)])
         dm = self.trainer.datamodule
-        t_ndcg = ranking_metrics(teacher, dm.relevant(split), exclude, k=k)["ndcg"]
+        t_ndcg = ranking_metrics(teacher, dm.relevant(split), exclude, k=k)[f"ndcg_{k}"]
         return {f"{split}/teacher_overlap_{k}": float(overlap), f"{split}/teacher_ndcg_{k}": t_ndcg}
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
