@@ -11,11 +11,13 @@ mask and with no dense temporaries beyond item-length vectors:
    changes per column;
 3. the weight changes ΔW, regrouped by neighbour item i, become each user's score changes
    ``Σ_{i ∈ train(u)} ΔW[i, :]`` in a small dense vector; the user's top-10 is rebuilt from the
-   cached top-L (or from all items when the cached bound fails) and its nDCG recomputed; users with
-   no changed score keep theirs.
+   cached top-L (or from all items when the cached bound fails), together with the full size and
+   relevant count of the tie group at the 10th key; users with no changed score keep theirs.
 
-Arithmetic mirrors the numpy reference (same similarity formula, same rounding of keys, DCG summed in
-rank order), so per-user nDCG values are bit-identical for integer-valued features. Loops that touch
+The kernel only ranks: it returns each touched user's tie groups, and the tie-aware metric is computed
+from them by :func:`qrec.metrics.ranking.expected_topk`, the one implementation every path uses.
+Arithmetic mirrors the numpy reference (same similarity formula, same rounding of keys), so per-user
+nDCG values are bit-identical for integer-valued features. Loops that touch
 every item are written branch-free where the branch would be unpredictable (a mispredicted branch per
 item cost more than the arithmetic), and every per-mask read is of a contiguous row.
 """

@@ -20,7 +20,8 @@ Two paths:
   2. turns the weight change ``ΔW`` (sparse) into score changes with one sparse product ``R ΔW``;
   3. updates each user's top-10 from a cached top-``L`` list: unchanged items outside the old top-L
      cannot come back while the new 10th key is above the old L-th key; users where that bound
-     fails are re-ranked in full.
+     fails are re-ranked in full. The metric is the tie-aware expectation of
+     :mod:`qrec.metrics.ranking`, computed from the new tie groups by its :func:`expected_topk`.
 """
 
 from __future__ import annotations
@@ -597,7 +598,7 @@ class ItemLocalCounterfactual:
     Args:
         score_items: ``score_items(items, keep) -> (users_eval, len(items))`` raw scores of the given
             items for the evaluated users (``cache.users``), with features ``~keep`` masked. Use
-            float64 scores: keys are compared after rounding to 1e-9.
+            float64 scores: keys are compared after rounding to 1e-9 (tie groups must match exactly).
         features: (items, n) item features (to find the items a mask touches).
         train, relevant, cutoff, top_l: as :class:`RankingCache`.
         backend: ``numba`` re-ranks with the compiled kernel (``auto``: when installed), ``numpy`` with
