@@ -22,6 +22,7 @@ from qrec.distributed import refuse_closed_form
 from qrec.models.base import ClosedFormModule
 from qrec.models.contract import RecommenderModule
 from qrec.models.itemknn_cbf import ItemKNNCBFModule
+from qrec.models.pop import ReferenceRanker
 
 
 def _instantiate_all(group: DictConfig | None) -> list:
@@ -64,7 +65,7 @@ def run(cfg: DictConfig) -> dict:
     callbacks = _instantiate_all(cfg.get("callbacks")) + [LoopTimer("fit")]
     loggers = _instantiate_all(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    refuse_closed_form(model, trainer.world_size, (ClosedFormModule, ItemKNNCBFModule))
+    refuse_closed_form(model, trainer.world_size, (ClosedFormModule, ItemKNNCBFModule, ReferenceRanker))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

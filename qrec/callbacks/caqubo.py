@@ -199,8 +199,8 @@ class CAQUBOCallback(Callback):
                     selection = solve(Q, "sa", **options)
                 keep = selection.x
                 if not keep.any():
-                    # With no features every Item-KNN score ties and the ranking falls back to item index
-                    # order (≈ first appearance in the ratings file, i.e. popularity): not a real result.
+                    # With no features every Item-KNN score ties: the (tie-aware) metric is then exactly that
+                    # of a random ranking, not a feature-selection result.
                     warnings.warn(f"{self.method}/{solver}/k={k} selected no feature.", stacklevel=2)
                 sel_metrics = {**model.evaluate("val", keep), **model.evaluate("test", keep)}
                 sweep.append(

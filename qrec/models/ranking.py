@@ -3,7 +3,7 @@
 - :class:`FeatureRankingModule`: contract for every feature-aware ranker — ``score(users, items, keep)``
   returns (users, items) scores with the features ``~keep`` masked (zeroed for every item) *at
   inference, without retraining*; full-ranking evaluation (nDCG@10, Recall@10, HR@10 through
-  :mod:`qrec.metrics_ranking`) and the hook :meth:`counterfactual` used by the CAQUBO callback.
+  :func:`qrec.metrics.ranking_metrics`, tie-aware) and the hook :meth:`counterfactual` used by the CAQUBO callback.
 - :class:`BPRModule`: BPR training with one uniform negative per positive (1:1), Adam.
 """
 
@@ -15,7 +15,7 @@ from torch import nn
 
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.distributed import gather_rows
-from qrec.metrics_ranking import ranking_metrics
+from qrec.metrics import ranking_metrics
 from qrec.models.contract import RankingModule
 
 METRICS = ("ndcg", "recall", "hr")
@@ -109,7 +109,7 @@ class FeatureRankingModule(RankingModule):
                 scores.double().cpu().numpy(), relevant[batch], exclude[batch], self.cutoff, per_user=True
             )
             for m in METRICS:
-                sums[m] += float(res[f"{m}_per_user"].sum())
+                sums[m] += float(res["per_user"][f"{m}_{self.cutoff}"].sum())
         return {f"{split}/{m}_{self.cutoff}": sums[m] / len(users) for m in METRICS}
 
     def _eval_step(self, users: torch.Tensor, split: str) -> None:
@@ -122,7 +122,7 @@ class FeatureRankingModule(RankingModule):
         parts = self._sums.setdefault(split, {"users": [], **{m: [] for m in METRICS}})
         parts["users"].append(users.cpu())
         for m in METRICS:
-            parts[m].append(torch.as_tensor(res[f"{m}_per_user"], dtype=torch.float64))
+            parts[m].append(torch.as_tensor(res["per_user"][f"{m}_{self.cutoff}"], dtype=torch.float64))
 
     def _eval_end(self, split: str) -> None:
         parts = self._sums.pop(split, None)

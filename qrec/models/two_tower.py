@@ -21,7 +21,7 @@ Modes:
 Data: :class:`qrec.data.implicit.ImplicitDataModule` without item features (``data=ml100k_implicit``), i.e.
 the CAQUBO issue's ranking protocol: ratings ≥ 4 are interactions, random 80/20 then 80/20, a user's
 training (and, for test, validation) items excluded from the ranking; ``data.train_fraction`` for the
-small-data comparison. Ranking metrics come from :mod:`qrec.metrics_ranking` (``val/ndcg_10``, ...).
+small-data comparison. Ranking metrics come from :func:`qrec.metrics.ranking_metrics` (tie-aware; ``val/ndcg_10``, ...).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from qrec.data.datamodule import RatingsDataModule
 from qrec.data.implicit import ImplicitDataModule, implicit_datamodule
 from qrec.data.splits import Split
 from qrec.distributed import gather_rows
-from qrec.metrics_ranking import ranking_metrics
+from qrec.metrics import ranking_metrics
 from qrec.models.contract import RankingModule, require_non_negative, require_positive
 from qrec.quantum.projection import QuantumProjection, fidelity, fidelity_matrix, linear_head_params
 
@@ -322,7 +322,7 @@ class TwoTowerModule(RankingModule):
         scores = self.score_matrix(users, self._item_states).float().cpu().numpy()
         exclude = dm.exclude(split)[batch]
         res = ranking_metrics(scores, dm.relevant(split)[batch], exclude, k=k, per_user=True)
-        values = [res["ndcg_per_user"], res["recall_per_user"], res["hr_per_user"]]
+        values = [res["per_user"][f"{m}_{k}"] for m in ("ndcg", "recall", "hr")]
         if self.hparams.mode == "distill":
             values.append(self._overlap(scores, batch, exclude))
         self._eval_users.append(users)
@@ -339,9 +339,8 @@ class TwoTowerModule(RankingModule):
             dm = self.trainer.datamodule
             teacher = (self.teacher_user @ self.teacher_item.T).cpu().numpy()
             metrics[f"{split}/teacher_overlap_{k}"] = means[3]
-            metrics[f"{split}/teacher_ndcg_{k}"] = ranking_metrics(teacher, dm.relevant(split), dm.exclude(split), k=k)[
-                "ndcg"
-            ]
+            teacher_metrics = ranking_metrics(teacher, dm.relevant(split), dm.exclude(split), k=k)
+            metrics[f"{split}/teacher_ndcg_{k}"] = teacher_metrics[f"ndcg_{k}"]
         return metrics
 
     def _overlap(self, scores: np.ndarray, users: np.ndarray, exclude: sp.csr_matrix) -> np.ndarray:

@@ -11,11 +11,13 @@ mask and with no dense temporaries beyond item-length vectors:
    changes per column;
 3. the weight changes ΔW, regrouped by neighbour item i, become each user's score changes
    ``Σ_{i ∈ train(u)} ΔW[i, :]`` in a small dense vector; the user's top-10 is rebuilt from the
-   cached top-L (or from all items when the cached bound fails) and its nDCG recomputed; users with
-   no changed score keep theirs.
+   cached top-L (or from all items when the cached bound fails), together with the full size and
+   relevant count of the tie group at the 10th key; users with no changed score keep theirs.
 
-Arithmetic mirrors the numpy reference (same similarity formula, same rounding of keys, DCG summed in
-rank order), so per-user nDCG values are bit-identical for integer-valued features. Loops that touch
+The kernel only ranks: it returns each touched user's tie groups, and the tie-aware metric is computed
+from them by :func:`qrec.metrics.ranking.expected_topk`, the one implementation every path uses.
+Arithmetic mirrors the numpy reference (same similarity formula, same rounding of keys), so per-user
+nDCG values are bit-identical for integer-valued features. Loops that touch
 every item are written branch-free where the branch would be unpredictable (a mispredicted branch per
 item cost more than the arithmetic), and every per-mask read is of a contiguous row.
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-SCALE = 1e9  # keys are rint(score · 1e9) / 1e9, as qrec.metrics_ranking.round_scores
+SCALE = 1e9  # keys are rint(score · 1e9) / 1e9, as qrec.metrics.ranking.round_scores
 SMALL_EVICTION = 32  # up to this many evictions per column: insertion buffer, else a full sort
 
 
@@ -257,22 +259,32 @@ def _new_score(u, j, vals, absolute, raw):
     return raw[u, j] + vals[j]
 
 
+@njit(cache=True, inline="always")
+def _key(x):
+    """The rounded ranking key of a raw score (qrec.metrics.ranking.round_scores; −inf stays −inf)."""
+    return np.rint(x * SCALE) / SCALE
+
+
 @njit(cache=True)
 def _rerank_user(u, items, n_items, vals, absolute, changed, raw, top_idx, top_raw, top_key, pos_in_top, rel,
-                 weights, buf_k, buf_i):  # fmt: skip
-    """(DCG@cutoff, whether every item had to be re-ranked) of user u once the scores of ``items`` changed.
+                 buf_k, buf_i, keys_all, g_start, g_size, g_rel):  # fmt: skip
+    """Tie groups down to the cutoff of user u once the scores of ``items`` changed: writes
+    ``g_start/g_size/g_rel[u, :n]`` and returns (n groups, whether every item had to be re-ranked).
 
     ``vals``: dense (items,) new scores (``absolute``) or score changes (0 where unchanged) of this user;
-    ``changed``: dense bool, the items whose absolute score is in ``vals`` (unused for changes).
+    ``changed``: dense bool, the items whose absolute score is in ``vals`` (unused for changes). The
+    groups are those of :func:`qrec.metrics.ranking.tie_groups` (a group at the cutoff-th key counts
+    every item with that key), which :func:`qrec.metrics.ranking.expected_topk` then scores.
     """
     top_l = top_key.shape[1]
-    cutoff = weights.shape[0]
+    cutoff = buf_k.shape[0]
     size = 0
     for s in range(top_l):  # cached items with their new keys
         j = top_idx[u, s]
         if j >= 0:
             x = (vals[j] if changed[j] else top_raw[u, s]) if absolute else top_raw[u, s] + vals[j]
-            size = _insert(buf_k, buf_i, size, cutoff, np.rint(x * SCALE) / SCALE, j)
+            size = _insert(buf_k, buf_i, size, cutoff, _key(x), j)
+    n_eq, r_eq = 0, 0
     if size == cutoff and buf_k[cutoff - 1] > top_key[u, top_l - 1]:
         floor = top_key[u, top_l - 1] + 2.0 / SCALE  # bounds every raw score outside the cache
         for j in items:  # safe: unchanged items outside the cache cannot enter
@@ -284,42 +296,90 @@ def _rerank_user(u, items, n_items, vals, absolute, changed, raw, top_idx, top_r
                 continue
             x = _new_score(u, j, vals, absolute, raw)
             if x >= bar and pos_in_top[u, j] < 0:
-                size = _insert(buf_k, buf_i, size, cutoff, np.rint(x * SCALE) / SCALE, j)
+                size = _insert(buf_k, buf_i, size, cutoff, _key(x), j)
+        # Every item with the cutoff-th key θ is cached or changed (θ is above the old L-th key).
+        theta = buf_k[cutoff - 1]
+        bar = theta - 2.0 / SCALE
+        for s in range(top_l):
+            j = top_idx[u, s]
+            if j >= 0:
+                x = (vals[j] if changed[j] else top_raw[u, s]) if absolute else top_raw[u, s] + vals[j]
+                if _key(x) == theta:
+                    n_eq += 1
+                    r_eq += rel[u, j]
+        for j in items:
+            if pos_in_top[u, j] >= 0 or (not absolute and floor + vals[j] < bar):
+                continue
+            if _key(_new_score(u, j, vals, absolute, raw)) == theta:
+                n_eq += 1
+                r_eq += rel[u, j]
         full = False
     else:
         size = 0
         for j in range(n_items):
             x = _new_score(u, j, vals, absolute, raw) if (changed[j] or not absolute) else raw[u, j]
-            size = _insert(buf_k, buf_i, size, cutoff, np.rint(x * SCALE) / SCALE, j)
+            keys_all[j] = _key(x)
+            if keys_all[j] > -np.inf:  # excluded items are never ranked
+                size = _insert(buf_k, buf_i, size, cutoff, keys_all[j], j)
+        if size == cutoff:
+            for j in range(n_items):
+                if keys_all[j] == buf_k[cutoff - 1]:
+                    n_eq += 1
+                    r_eq += rel[u, j]
         full = True
-    dcg = 0.0
-    for p in range(size):
-        if rel[u, buf_i[p]]:
-            dcg += weights[p]
-    return dcg, full
+    # Groups of the kept top (rank order); the group at θ takes its full size when the top is full.
+    n_groups = 0
+    p = 0
+    while p < size:
+        q = p
+        r = 0
+        while q < size and buf_k[q] == buf_k[p]:
+            r += rel[u, buf_i[q]]
+            q += 1
+        g_start[u, n_groups] = p
+        if q == size and size == cutoff:
+            g_size[u, n_groups], g_rel[u, n_groups] = n_eq, r_eq
+        else:
+            g_size[u, n_groups], g_rel[u, n_groups] = q - p, r
+        n_groups += 1
+        p = q
+    return n_groups, full
 
 
 @njit(cache=True)
-def evaluate_block(items, new_scores, raw, top_idx, top_raw, top_key, pos_in_top, rel, idcg, weights, user_ndcg):
-    """(per-user nDCG, users re-ranked over every item) when the scores of ``items`` become ``new_scores``
-    ((users, len(items)), evaluated users in cache order) for every user: the item-local models'
-    counterfactual (:class:`qrec.selection.counterfactual.ItemLocalCounterfactual`)."""
+def _group_arrays(n_users, cutoff):
+    """Per-user tie-group outputs of the kernels: (touched, n_groups, starts, sizes, rels)."""
+    return (np.zeros(n_users, dtype=np.bool_), np.zeros(n_users, dtype=np.int64),
+            np.zeros((n_users, cutoff), dtype=np.int64), np.zeros((n_users, cutoff), dtype=np.int64),
+            np.zeros((n_users, cutoff), dtype=np.int64))  # fmt: skip
+
+
+@njit(cache=True)
+def evaluate_block(items, new_scores, raw, top_idx, top_raw, top_key, pos_in_top, rel, cutoff):
+    """Tie groups of every user when the scores of ``items`` become ``new_scores`` ((users, len(items)),
+    evaluated users in cache order): the item-local models' counterfactual
+    (:class:`qrec.selection.counterfactual.ItemLocalCounterfactual`).
+
+    Returns:
+        ``(touched, n_groups, starts, sizes, rels, users re-ranked over every item)``; see
+        :meth:`qrec.selection.counterfactual.RankingCache.user_ndcg_from_kernel`.
+    """
     n_users, n = raw.shape
     vals = np.zeros(n)
     changed = np.zeros(n, dtype=np.bool_)
     for j in items:
         changed[j] = True
-    out = user_ndcg.copy()
+    touched, n_groups, g_start, g_size, g_rel = _group_arrays(n_users, cutoff)
     n_full = 0
-    buf_k, buf_i = np.empty(weights.shape[0]), np.empty(weights.shape[0], dtype=np.int64)
+    buf_k, buf_i, keys_all = np.empty(cutoff), np.empty(cutoff, dtype=np.int64), np.empty(n)
     for u in range(n_users):
         for t in range(items.shape[0]):
             vals[items[t]] = new_scores[u, t]
-        dcg, full = _rerank_user(u, items, n, vals, True, changed, raw, top_idx, top_raw, top_key, pos_in_top, rel,
-                                 weights, buf_k, buf_i)  # fmt: skip
-        out[u] = dcg / idcg[u]
+        n_groups[u], full = _rerank_user(u, items, n, vals, True, changed, raw, top_idx, top_raw, top_key,
+                                         pos_in_top, rel, buf_k, buf_i, keys_all, g_start, g_size, g_rel)  # fmt: skip
+        touched[u] = True
         n_full += full
-    return out, n_full
+    return touched, n_groups, g_start, g_size, g_rel, n_full
 
 
 @njit(cache=True)
@@ -345,15 +405,12 @@ def evaluate_mask(
     top_key,
     pos_in_top,
     rel,
-    idcg,
-    weights,
-    user_ndcg,
+    cutoff,
     ch_i,
     ch_j,
     ch_d,
 ):
-    """(per-user nDCG, a copy of ``user_ndcg`` updated for the users this mask touches; number of users
-    re-ranked over every item).
+    """Tie groups of the users this mask touches, as :func:`evaluate_block` returns them.
 
     ``user_ptr``/``user_items``: CSR of the evaluated users' training items. ``ch_i``, ``ch_j``,
     ``ch_d``: workspaces of length 2·k·items (each column changes at most 2k weights).
@@ -398,13 +455,13 @@ def evaluate_mask(
     # ΔW by neighbour item i (targets stay ascending within a row).
     dw_ptr, dw_j, dw_d = _group_by(ch_i[:n_ch], ch_j[:n_ch], ch_d[:n_ch], n)
 
-    # Each user's score changes Σ_{i ∈ train(u)} ΔW[i, :], then the new top-cutoff.
-    out = user_ndcg.copy()
+    # Each user's score changes Σ_{i ∈ train(u)} ΔW[i, :], then the new tie groups down to the cutoff.
+    touched_u, n_groups, g_start, g_size, g_rel = _group_arrays(n_users, cutoff)
     n_full = 0  # users whose cached bound failed (re-ranked over every item)
     delta = np.zeros(n)
     touched = np.zeros(n, dtype=np.bool_)
     items = np.empty(n, dtype=np.int64)
-    buf_k, buf_i = np.empty(weights.shape[0]), np.empty(weights.shape[0], dtype=np.int64)
+    buf_k, buf_i, keys_all = np.empty(cutoff), np.empty(cutoff, dtype=np.int64), np.empty(n)
     for u in range(n_users):
         n_items = 0
         for p in range(user_ptr[u], user_ptr[u + 1]):
@@ -417,11 +474,12 @@ def evaluate_mask(
                 touched[j] = True
         if n_items == 0:
             continue
-        dcg, full = _rerank_user(u, items[:n_items], n, delta, False, touched, raw, top_idx, top_raw, top_key,
-                                 pos_in_top, rel, weights, buf_k, buf_i)  # fmt: skip
-        out[u] = dcg / idcg[u]
+        n_groups[u], full = _rerank_user(u, items[:n_items], n, delta, False, touched, raw, top_idx, top_raw,
+                                         top_key, pos_in_top, rel, buf_k, buf_i, keys_all, g_start, g_size,
+                                         g_rel)  # fmt: skip
+        touched_u[u] = True
         n_full += full
         for t in range(n_items):
             delta[items[t]] = 0.0
             touched[items[t]] = False
-    return out, n_full
+    return touched_u, n_groups, g_start, g_size, g_rel, n_full

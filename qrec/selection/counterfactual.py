@@ -20,7 +20,8 @@ Two paths:
   2. turns the weight change ``ΔW`` (sparse) into score changes with one sparse product ``R ΔW``;
   3. updates each user's top-10 from a cached top-``L`` list: unchanged items outside the old top-L
      cannot come back while the new 10th key is above the old L-th key; users where that bound
-     fails are re-ranked in full.
+     fails are re-ranked in full. The metric is the tie-aware expectation of
+     :mod:`qrec.metrics.ranking`, computed from the new tie groups by its :func:`expected_topk`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from qrec.metrics_ranking import dcg_weights, rank_candidates, ranking_keys, round_scores, topk_candidates
+from qrec.metrics.ranking import (
+    dense_candidates,
+    dense_tie_groups,
+    expected_topk,
+    ideal_dcg,
+    ranking_keys,
+    round_scores,
+    tie_groups,
+)
 from qrec.selection.itemknn import (
     as_dense_features,
     cosine_from_gram,
@@ -236,6 +245,10 @@ def run_counterfactual(
 class RankingCache:
     """Each evaluated user's top-``L`` ranking under base scores, to update nDCG@cutoff from sparse changes.
 
+    The metric is the tie-aware expected nDCG of :mod:`qrec.metrics.ranking`; every update re-derives
+    the tie groups down to the cutoff-th key and scores them with its :func:`expected_topk`, so the
+    incremental value equals :func:`qrec.metrics.ranking_metrics` on the full new scores exactly.
+
     Args:
         scores: (users, items) base scores (all users; only users with a relevant item are kept).
         train: (users, items) training interactions, excluded from rankings.
@@ -263,20 +276,23 @@ class RankingCache:
         self.train_u = train[self.users]
         self.excluded = self.train_u.astype(bool)
         self.rel = relevant[self.users].toarray()
-        n_rel = self.rel.sum(1)
-        self.weights = dcg_weights(cutoff)  # DCG weight of each rank position
-        self.idcg = np.cumsum(self.weights)[np.minimum(n_rel, cutoff) - 1]
+        self.idcg = ideal_dcg(self.rel.sum(1), cutoff)
         self.full_reranks = 0
         self.reset(np.asarray(scores, dtype=np.float64)[self.users])
 
     def reset(self, scores_u: np.ndarray) -> None:
         """Cache the rankings of base scores (evaluated users only, (users_eval, items))."""
-        self.raw = scores_u.copy()  # unrounded; train entries −inf
-        rows_t, cols_t = self.excluded.nonzero()
-        self.raw[rows_t, cols_t] = -np.inf
-        self.keys = ranking_keys(scores_u, self.excluded)
-        r, c, p = topk_candidates(self.keys, self.top_l)
+        self.keys = ranking_keys(scores_u, self.excluded)  # rounded; train entries −inf
+        self.raw = np.where(np.isneginf(self.keys), -np.inf, scores_u)  # unrounded; train entries −inf
         nu, n_items = self.keys.shape
+        # The cache: each user's top-L finite keys, ties by item index (any fixed rule works: a cached
+        # list only bounds which items can enter the top; the metric itself never sees this order).
+        r, c = dense_candidates(self.keys, self.top_l)
+        order = np.lexsort((c, -self.keys[r, c], r))
+        r, c = r[order], c[order]
+        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]]) if len(r) else np.zeros(0, int)
+        p = np.arange(len(r)) - np.repeat(starts, np.diff(np.r_[starts, len(r)]))
+        r, c, p = r[p < self.top_l], c[p < self.top_l], p[p < self.top_l]
         self.top_idx = np.full((nu, self.top_l), -1, dtype=np.int64)
         self.top_key = np.full((nu, self.top_l), -np.inf)
         self.top_idx[r, p], self.top_key[r, p] = c, self.keys[r, c]
@@ -285,20 +301,21 @@ class RankingCache:
         # Unrounded scores of the cached items (−inf for padding), contiguous for the compiled kernels.
         rows = np.arange(nu)[:, None]
         self.top_raw = np.where(self.top_idx >= 0, self.raw[rows, np.maximum(self.top_idx, 0)], -np.inf)
-        first = p < self.cutoff
-        self.base_user_ndcg = self.user_ndcg(r[first], c[first], p[first])
+        self.base_user_ndcg = self.user_ndcg(*dense_tie_groups(self.keys, self.rel, self.cutoff))
         self.base = float(self.base_user_ndcg.mean())
 
     def metric_from_scores(self, scores_u: np.ndarray) -> float:
-        """Reference: nDCG@cutoff of full (users_eval, items) scores."""
-        return self.metric_from_top(*topk_candidates(ranking_keys(scores_u, self.excluded), self.cutoff))
+        """Reference: nDCG@cutoff of full (users_eval, items) scores (as :func:`ranking_metrics`)."""
+        keys = ranking_keys(scores_u, self.excluded)
+        return float(self.user_ndcg(*dense_tie_groups(keys, self.rel, self.cutoff)).mean())
 
     def metric_after(self, r: np.ndarray, c: np.ndarray, new_raw: np.ndarray) -> float:
         """nDCG@cutoff when the scores at (r, c) (evaluated-user row, item) become ``new_raw``.
 
-        Unchanged items outside a user's cached top-L have keys ≤ the old L-th key, so they cannot
-        come back while the new cutoff-th key is above it; users where that bound fails are re-ranked
-        over every item.
+        θ = the cutoff-th largest new key among a user's cached items. Unchanged items outside the
+        cached top-L have keys ≤ the old L-th key, so while θ is above it, the cached and changed items
+        with key ≥ θ are *every* item with key ≥ θ: all tie groups down to the cutoff are complete.
+        Users where that bound fails are re-ranked over every item.
         """
         new = round_scores(np.where(np.isneginf(self.raw[r, c]), -np.inf, new_raw))
         pos = self.pos_in_top[r, c]
@@ -307,11 +324,9 @@ class RankingCache:
         top_key[r[in_top], pos[in_top]] = new[in_top]
         theta = kth_largest(top_key, self.cutoff, axis=1)  # new key of the cutoff-th cached item
         safe = theta > self.top_key[:, -1]
-        cand_top = (top_key >= theta[:, None]) & safe[:, None] & (self.top_idx >= 0)
-        tr, tp = np.nonzero(cand_top)
+        tr, tp = np.nonzero((top_key >= theta[:, None]) & safe[:, None] & (self.top_idx >= 0))
         outside = ~in_top & (new >= theta[r]) & safe[r]
-        rows = [tr, r[outside]]
-        cols = [self.top_idx[tr, tp], c[outside]]
+        rows, cols = [tr, r[outside]], [self.top_idx[tr, tp], c[outside]]
         keys = [top_key[tr, tp], new[outside]]
         unsafe = np.flatnonzero(~safe)
         if len(unsafe):  # rare: re-rank these users over every item
@@ -321,22 +336,30 @@ class RankingCache:
             sub = self.keys[unsafe].copy()
             hit = local[r] >= 0
             sub[local[r[hit]], c[hit]] = new[hit]
-            ur, uc, _ = topk_candidates(sub, self.cutoff)
+            ur, uc = dense_candidates(sub, self.cutoff)
             rows.append(unsafe[ur])
             cols.append(uc)
             keys.append(sub[ur, uc])
-        rr, cc, pp = rank_candidates(
-            np.concatenate(rows), np.concatenate(cols), np.concatenate(keys), self.cutoff
-        )
-        return self.metric_from_top(rr, cc, pp)
+        rows, cols = np.concatenate(rows), np.concatenate(cols)
+        groups = tie_groups(rows, np.concatenate(keys), self.rel[rows, cols], self.cutoff)
+        return float(self.user_ndcg(*groups).mean())
 
-    def metric_from_top(self, rows: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> float:
-        return float(self.user_ndcg(rows, cols, pos).mean())
+    def user_ndcg(self, rows: np.ndarray, starts: np.ndarray, sizes: np.ndarray, rels: np.ndarray) -> np.ndarray:
+        """(users_eval,) expected nDCG@cutoff of tie groups (see :func:`qrec.metrics.ranking.tie_groups`)."""
+        dcg, _, _ = expected_topk(rows, starts, sizes, rels, self.cutoff, len(self.users))
+        return dcg / self.idcg
 
-    def user_ndcg(self, rows: np.ndarray, cols: np.ndarray, pos: np.ndarray) -> np.ndarray:
-        """(users_eval,) nDCG of ranked (row, col, position) triples (DCG summed in rank order)."""
-        gains = self.rel[rows, cols] * self.weights[pos]
-        return np.bincount(rows, weights=gains, minlength=len(self.users)) / self.idcg
+    def user_ndcg_from_kernel(self, touched, n_groups, starts, sizes, rels) -> np.ndarray:
+        """(users_eval,) nDCG: the base values, replaced for ``touched`` users by their kernel tie groups
+        ((users_eval, cutoff) arrays, the first ``n_groups[u]`` of each row used)."""
+        out = self.base_user_ndcg.copy()
+        t = np.flatnonzero(touched)
+        if len(t):
+            used = np.arange(self.cutoff)[None, :] < n_groups[t][:, None]
+            rows = np.nonzero(used)[0]
+            dcg, _, _ = expected_topk(rows, starts[t][used], sizes[t][used], rels[t][used], self.cutoff, len(t))
+            out[t] = dcg / self.idcg[t]
+        return out
 
 
 class ItemKNNCounterfactual:
@@ -429,7 +452,7 @@ class ItemKNNCounterfactual:
         from qrec.selection._itemknn_kernel import evaluate_mask
 
         c = self.cache
-        per_user, full_reranks = evaluate_mask(
+        *groups, full_reranks = evaluate_mask(
             masked,
             self.F,
             self.gram,
@@ -451,15 +474,13 @@ class ItemKNNCounterfactual:
             c.top_key,
             c.pos_in_top,
             c.rel,
-            c.idcg,
-            c.weights,
-            c.base_user_ndcg,
+            c.cutoff,
             self._ch_i,
             self._ch_j,
             self._ch_d,
         )
         c.full_reranks += full_reranks
-        return float(per_user.mean())
+        return float(c.user_ndcg_from_kernel(*groups).mean())
 
     @property
     def full_reranks(self) -> int:
@@ -577,7 +598,7 @@ class ItemLocalCounterfactual:
     Args:
         score_items: ``score_items(items, keep) -> (users_eval, len(items))`` raw scores of the given
             items for the evaluated users (``cache.users``), with features ``~keep`` masked. Use
-            float64 scores: keys are compared after rounding to 1e-9.
+            float64 scores: keys are compared after rounding to 1e-9 (tie groups must match exactly).
         features: (items, n) item features (to find the items a mask touches).
         train, relevant, cutoff, top_l: as :class:`RankingCache`.
         backend: ``numba`` re-ranks with the compiled kernel (``auto``: when installed), ``numpy`` with
@@ -641,11 +662,10 @@ class ItemLocalCounterfactual:
         if self.backend == "numba":
             from qrec.selection._itemknn_kernel import evaluate_block
 
-            per_user, full = evaluate_block(items.astype(np.int64), np.ascontiguousarray(new), c.raw, c.top_idx,
-                                            c.top_raw, c.top_key, c.pos_in_top, c.rel, c.idcg, c.weights,
-                                            c.base_user_ndcg)  # fmt: skip
+            *groups, full = evaluate_block(items.astype(np.int64), np.ascontiguousarray(new), c.raw, c.top_idx,
+                                           c.top_raw, c.top_key, c.pos_in_top, c.rel, c.cutoff)  # fmt: skip
             c.full_reranks += full
-            return float(per_user.mean())
+            return float(c.user_ndcg_from_kernel(*groups).mean())
         r = np.repeat(np.arange(len(self.users)), len(items))
         return c.metric_after(r, np.tile(items, len(self.users)), new.ravel())
 

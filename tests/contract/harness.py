@@ -122,7 +122,7 @@ def random_ndcg(relevant, exclude, k: int = 10) -> float:
 
 def ndcg(scores: np.ndarray, relevant, exclude, k: int = 10) -> float:
     """nDCG@k through the project's ranking metric (the one every qrec ranking path uses)."""
-    from qrec.metrics_ranking import ranking_metrics
+    from qrec.metrics import ranking_metrics
 
     m = ranking_metrics(scores, relevant, exclude, k=k)
     return float(m["ndcg"] if "ndcg" in m else m[f"ndcg_{k}"])

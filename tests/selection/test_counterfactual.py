@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from qrec.metrics_ranking import ranking_metrics
+from qrec.metrics import ranking_metrics
 from qrec.selection import ItemKNNCounterfactual, counterfactual_deltas
 from qrec.selection.itemknn import itemknn_scores, itemknn_weights
 
@@ -73,7 +73,7 @@ def test_brute_force_matches_the_shared_ranking_metric():
     F, train, relevant = _data(seed=2)
     cf = ItemKNNCounterfactual(F, train, relevant, k=10)
     scores = itemknn_scores(train, itemknn_weights(F, 10, 5.0))
-    assert cf.base == pytest.approx(ranking_metrics(scores, relevant, train)["ndcg"], abs=1e-15)
+    assert cf.base == pytest.approx(ranking_metrics(scores, relevant, train)["ndcg_10"], abs=1e-15)
 
 
 def test_run_equals_generic_brute_force_deltas():
