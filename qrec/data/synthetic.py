@@ -1,4 +1,8 @@
-"""A small generated rating table with MovieLens' shape: for tests and quick runs, no download."""
+"""Generated rating tables with MovieLens' shape, from 100 ratings to MovieLens-20M sizes and beyond.
+
+Pairs are sampled from skewed user and item marginals and deduplicated, so memory is O(n_ratings):
+no dense users × items mask is ever built (a 138k × 27k mask alone would be 3.7 GB).
+"""
 
 from __future__ import annotations
 
@@ -6,41 +10,136 @@ import numpy as np
 import pandas as pd
 
 from qrec.data.movielens import GROUPLENS_GENRES
-from qrec.data.table import RatingTable
+from qrec.data.table import DataError, RatingTable
+
+_CHUNK = 1 << 20  # rows per chunk when forming latent dot products (bounds the temporary to ~rank·8 MB)
 
 
 def make_synthetic_ratings(
-    n_users: int = 60, n_items: int = 40, density: float = 0.4, rank: int = 3, seed: int = 0
+    n_users: int = 60,
+    n_items: int = 40,
+    density: float = 0.4,
+    rank: int = 3,
+    seed: int = 0,
+    n_ratings: int | None = None,
+    noise: float = 0.3,
+    item_skew: float = 0.0,
+    user_skew: float = 0.0,
+    features: bool = True,
 ) -> RatingTable:
-    """Low-rank-plus-bias ratings rounded to 1..5 stars, with genres and a tiny knowledge graph.
+    """Low-rank-plus-bias ratings rounded to 1..5 stars, optionally with genres and a tiny knowledge graph.
 
-    Every user and item gets at least one rating, so codes are contiguous like a real table.
+    r_ui = clip(round(3.5 + b_u + b_i + p_u·q_i + ε)), b ~ N(0, 0.4²), p, q ~ N(0, 0.7²)^rank, ε ~ N(0, noise²).
+    Every user and item gets at least one rating (codes are contiguous like a real table); the other
+    pairs are drawn with P(user u) ∝ rank_u^(−user_skew) and P(item i) ∝ rank_i^(−item_skew) (Zipf laws
+    over a random order of the codes, so a code says nothing about popularity), duplicates removed.
+
+    Args:
+        n_users, n_items: table size.
+        density: share of all pairs rated, used when ``n_ratings`` is None.
+        rank: latent dimension of the true preferences.
+        seed: fixes everything.
+        n_ratings: exact number of distinct rated pairs (≥ n_users + n_items, ≤ n_users · n_items).
+        noise: standard deviation of ε (stars).
+        item_skew, user_skew: Zipf exponents of item popularity and user activity (0 = uniform;
+            MovieLens-like is ~1 for items, ~0.5 for users).
+        features: also generate genres and a knowledge graph (for the feature-aware rankers).
+
+    Returns:
+        A :class:`RatingTable` named ``synthetic``, rows in random (file) order.
     """
+    total = n_users * n_items
+    if n_ratings is None:
+        if not 0 < density <= 1:
+            raise DataError(f"data.density={density} must be in (0, 1].")
+        n_ratings = max(int(round(density * total)), n_users + n_items)
+    if not n_users + n_items <= n_ratings <= total:
+        raise DataError(
+            f"data.n_ratings={n_ratings} must be between n_users + n_items = {n_users + n_items} (every user and "
+            f"item rated once) and n_users × n_items = {total}."
+        )
+    if min(user_skew, item_skew, noise) < 0 or rank < 1:
+        raise DataError("data.user_skew, data.item_skew and data.noise must be ≥ 0 and data.rank ≥ 1.")
     rng = np.random.default_rng(seed)
-    mask = rng.random((n_users, n_items)) < density
-    mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True
-    mask[rng.integers(0, n_users, n_items), np.arange(n_items)] = True
-    users, items = np.nonzero(mask)
-    order = rng.permutation(len(users))  # file order is not sorted, as in u.data
-    users, items = users[order], items[order]
-    p, q = rng.normal(0, 0.7, (n_users, rank)), rng.normal(0, 0.7, (n_items, rank))
-    raw = 3.5 + rng.normal(0, 0.4, n_users)[users] + rng.normal(0, 0.4, n_items)[items]
-    raw += (p[users] * q[items]).sum(1) + rng.normal(0, 0.3, len(users))
+    p_user, p_item = _zipf(n_users, user_skew, rng), _zipf(n_items, item_skew, rng)
+    users, items = _sample_pairs(n_users, n_items, n_ratings, p_user, p_item, rng)
+
+    b_user, b_item = rng.normal(0, 0.4, n_users), rng.normal(0, 0.4, n_items)
+    p = rng.normal(0, 0.7, (n_users, rank)).astype(np.float32)
+    q = rng.normal(0, 0.7, (n_items, rank)).astype(np.float32)
+    raw = np.empty(n_ratings, np.float32)
+    for start in range(0, n_ratings, _CHUNK):
+        u, i = users[start : start + _CHUNK], items[start : start + _CHUNK]
+        raw[start : start + len(u)] = np.einsum("nr,nr->n", p[u], q[i]) + b_user[u] + b_item[i]
+    raw += 3.5 + rng.normal(0, noise, n_ratings).astype(np.float32)
     ratings = np.clip(np.rint(raw), 1, 5).astype(np.float32)
-    genres = [list(rng.choice(GROUPLENS_GENRES[1:], size=rng.integers(1, 4), replace=False))
-              for _ in range(n_items)]  # fmt: skip
-    info = pd.DataFrame({"title": [f"movie {i}" for i in range(n_items)], "year": "1995", "genres": genres})
-    entities = [f"e{j}" for j in range(12)]
-    kg = pd.DataFrame(
-        [(f"m{i}", rng.choice(["film.actor", "film.director", "film.genre"]), rng.choice(entities))
-         for i in range(n_items) for _ in range(rng.integers(1, 5))],
-        columns=["head", "relation", "tail"],
-    )  # fmt: skip
+    timestamps = (880_000_000 + rng.integers(0, 10**7, n_ratings)).astype(np.int64)
+
+    info = kg = link = None
+    if features:
+        info, kg, link = _item_features(n_items, rng)
     return RatingTable(
-        users=users.astype(np.int64), items=items.astype(np.int64), ratings=ratings,
-        timestamps=(8.8e8 + rng.integers(0, 10**7, len(users))).astype(np.int64),
+        users=users, items=items, ratings=ratings, timestamps=timestamps,
         user_ids=np.arange(n_users).astype(str), item_ids=np.arange(n_items).astype(str), name="synthetic",
+<<<<<<< HEAD
         rating_scale=(1.0, 5.0),
         item_info=info, kg=kg,
         link=pd.DataFrame({"item": np.arange(n_items), "entity": [f"m{i}" for i in range(n_items)]}),
+=======
+        item_info=info, kg=kg, link=link,
+>>>>>>> bbec753 (Synthetic ratings sampled without a dense mask (Zipf user/item skews, exact n_ratings, O(n_ratings) memory); ALS RowLayout bounded by an observation budget (skewed rows chunked))
     )  # fmt: skip
+
+
+def _zipf(n: int, skew: float, rng: np.random.Generator) -> np.ndarray:
+    """(n,) probabilities ∝ rank^(−skew) over a random order of the n codes."""
+    weights = np.arange(1, n + 1, dtype=np.float64) ** -skew
+    weights = weights[rng.permutation(n)]
+    return weights / weights.sum()
+
+
+def _sample_pairs(n_users, n_items, n_ratings, p_user, p_item, rng) -> tuple[np.ndarray, np.ndarray]:
+    """``n_ratings`` distinct (user, item) pairs, each user and item at least once, in random order.
+
+    Pairs are keyed ``user · n_items + item`` (int64) and deduplicated by sorting. Draws
+    are topped up until enough distinct pairs exist, then a uniform subset of the surplus is dropped.
+    """
+    cover = _sorted_unique(np.r_[np.arange(n_users) * n_items + rng.choice(n_items, n_users, p=p_item),
+                            rng.choice(n_users, n_items, p=p_user) * n_items + np.arange(n_items)])  # fmt: skip
+    need = n_ratings - len(cover)
+    pool, extra = np.zeros(0, np.int64), 1.1  # collisions grow with the fill rate and the skews
+    while len(pool) < need:
+        draw = int((need - len(pool)) * extra) + 16
+        new = rng.choice(n_users, draw, p=p_user).astype(np.int64) * n_items + rng.choice(n_items, draw, p=p_item)
+        pool = _sorted_unique(np.concatenate([pool, new]))
+        at = np.searchsorted(cover, pool).clip(max=len(cover) - 1)
+        pool = pool[cover[at] != pool]  # coverage pairs are kept separately
+        extra *= 1.5
+    if len(pool) > need:
+        pool = pool[rng.permutation(len(pool))[:need]]
+    keys = np.concatenate([cover, pool])[rng.permutation(n_ratings)]  # file order is not sorted, as in u.data
+    return keys // n_items, keys % n_items
+
+
+def _sorted_unique(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values. ``np.unique`` on NumPy 2.4 took ~15× longer than this sort for 2 M int64 keys."""
+    keys = np.sort(keys)
+    return keys[np.r_[True, keys[1:] != keys[:-1]]]
+
+
+def _item_features(n_items: int, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Titles, 1–3 genres and 1–4 knowledge-graph facts (over 12 entities) per item."""
+    n_genres = rng.integers(1, 4, n_items)
+    genre_names = np.asarray(GROUPLENS_GENRES[1:])
+    shuffled = np.argsort(rng.random((n_items, len(genre_names))), axis=1)  # a random genre order per item
+    genres = [genre_names[order[:k]].tolist() for order, k in zip(shuffled, n_genres)]
+    info = pd.DataFrame({"title": [f"movie {i}" for i in range(n_items)], "year": "1995", "genres": genres})
+    n_facts = rng.integers(1, 5, n_items)
+    heads = np.repeat(np.arange(n_items), n_facts)
+    relations = np.asarray(["film.actor", "film.director", "film.genre"])[rng.integers(0, 3, len(heads))]
+    kg = pd.DataFrame({
+        "head": np.char.add("m", heads.astype(str)), "relation": relations,
+        "tail": np.char.add("e", rng.integers(0, 12, len(heads)).astype(str)),
+    })  # fmt: skip
+    link = pd.DataFrame({"item": np.arange(n_items), "entity": np.char.add("m", np.arange(n_items).astype(str))})
+    return info, kg, link
