@@ -81,13 +81,7 @@ def make_synthetic_ratings(
     return RatingTable(
         users=users, items=items, ratings=ratings, timestamps=timestamps,
         user_ids=np.arange(n_users).astype(str), item_ids=np.arange(n_items).astype(str), name="synthetic",
-<<<<<<< HEAD
-        rating_scale=(1.0, 5.0),
-        item_info=info, kg=kg,
-        link=pd.DataFrame({"item": np.arange(n_items), "entity": [f"m{i}" for i in range(n_items)]}),
-=======
-        item_info=info, kg=kg, link=link,
->>>>>>> bbec753 (Synthetic ratings sampled without a dense mask (Zipf user/item skews, exact n_ratings, O(n_ratings) memory); ALS RowLayout bounded by an observation budget (skewed rows chunked))
+        rating_scale=(1.0, 5.0), item_info=info, kg=kg, link=link,
     )  # fmt: skip
 
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from qrec.data.table import DataError
 from qrec.data.synthetic import make_synthetic_ratings
+from qrec.data.table import DataError
 
 
 def _pairs(table) -> np.ndarray:
