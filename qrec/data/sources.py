@@ -60,6 +60,19 @@ def ratings_file(
     return RatingsDataModule(dataset, rating_scale=scale, **kwargs)
 
 
+def synthetic(
+    n_users: int = 60, n_items: int = 40, density: float = 0.4, n_ratings: int | None = None, rank: int = 3,
+    noise: float = 0.3, item_skew: float = 0.0, user_skew: float = 0.0, generate_features: bool = True,
+    implicit: bool = False, **kwargs,
+) -> RatingsDataModule | ImplicitDataModule:  # fmt: skip
+    """Generated ratings (see :func:`qrec.data.synthetic.make_synthetic_ratings`; the data seed fixes them too)."""
+    from qrec.data.synthetic import make_synthetic_ratings
+
+    dataset = partial(make_synthetic_ratings, n_users, n_items, density, rank, kwargs.get("seed", 0), n_ratings,
+                      noise, item_skew, user_skew, generate_features)  # fmt: skip
+    return ImplicitDataModule(dataset, **kwargs) if implicit else RatingsDataModule(dataset, **kwargs)
+
+
 def _train_test(read, path: str, test_path: str) -> RatingTable:
     """Both files read and validated on their own, then encoded with shared codes and a test mask."""
     train, test = read(path), read(test_path)
