@@ -39,7 +39,7 @@ EXACT_KEYS = {"varnet_lstm": ("val/rmse", "test/rmse", "test/mae"), "two_tower":
 def sizes(quick: bool) -> tuple[list[str], list[str], int]:
     """(rating data overrides, implicit data overrides, epochs)."""
     users, items, density = (2_000, 500, 0.1) if quick else (10_000, 2_000, 0.05)  # 100 k or 1 M ratings
-    shape = [f"data.dataset.n_users={users}", f"data.dataset.n_items={items}", f"data.dataset.density={density}"]
+    shape = [f"data.n_users={users}", f"data.n_items={items}", f"data.density={density}"]
     return [*shape, "data=synthetic", "data.batch_size=1024", "data.eval_batch_size=20000"], [
         *shape, "data=synthetic_implicit", "data.batch_size=4096", "data.eval_batch_size=512"], 1 if quick else 2
 

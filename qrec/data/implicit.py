@@ -174,7 +174,8 @@ class ImplicitDataModule(L.LightningDataModule):
         (the run summary prints it; ``metrics.json`` records it as ``protocol``)."""
         test, val = round(100 * self.test_fraction), round(100 * self.val_fraction)
         split = f"random {100 - test}/{test} then {100 - val}/{val}"
-        text = f"implicit: ratings>={self.threshold:g}, {split}, seed {self.seed}"
+        rows = "every row an interaction" if self.threshold is None else f"ratings>={self.threshold:g}"
+        text = f"implicit: {rows}, {split}, seed {self.seed}"
         if self.feature_kind is not None:
             kg = self.n_features_requested if self.feature_kind == "kg" else ""
             text += f", features {self.feature_kind}{kg}"

@@ -12,6 +12,7 @@ import pandas as pd
 from qrec.data.movielens import GROUPLENS_GENRES
 from qrec.data.table import DataError, RatingTable
 
+_BERNOULLI_MAX_PAIRS = 10**7  # the per-pair mask of small tables: 10 MB at most
 _CHUNK = 1 << 20  # rows per chunk when forming latent dot products (bounds the temporary to ~rank·8 MB)
 
 
@@ -30,9 +31,12 @@ def make_synthetic_ratings(
     """Low-rank-plus-bias ratings rounded to 1..5 stars, optionally with genres and a tiny knowledge graph.
 
     r_ui = clip(round(3.5 + b_u + b_i + p_u·q_i + ε)), b ~ N(0, 0.4²), p, q ~ N(0, 0.7²)^rank, ε ~ N(0, noise²).
-    Every user and item gets at least one rating (codes are contiguous like a real table); the other
-    pairs are drawn with P(user u) ∝ rank_u^(−user_skew) and P(item i) ∝ rank_i^(−item_skew) (Zipf laws
-    over a random order of the codes, so a code says nothing about popularity), duplicates removed.
+    Small tables given by ``density`` (the test and smoke-run tables, at most 10⁷ pairs, no skew) rate
+    each pair independently with probability ``density``; tables given by ``n_ratings`` are sampled
+    without any mask. Every user and item gets at least one rating (codes are contiguous like a real
+    table); the other pairs are drawn with P(user u) ∝ rank_u^(−user_skew) and P(item i) ∝
+    rank_i^(−item_skew) (Zipf laws over a random order of the codes, so a code says nothing about
+    popularity), duplicates removed.
 
     Args:
         n_users, n_items: table size.
@@ -52,6 +56,8 @@ def make_synthetic_ratings(
     if n_ratings is None:
         if not 0 < density <= 1:
             raise DataError(f"data.density={density} must be in (0, 1].")
+        if not (item_skew or user_skew) and total <= _BERNOULLI_MAX_PAIRS:
+            return _bernoulli_table(n_users, n_items, density, rank, seed, noise)
         n_ratings = max(int(round(density * total)), n_users + n_items)
     if not n_users + n_items <= n_ratings <= total:
         raise DataError(
@@ -137,3 +143,35 @@ def _item_features(n_items: int, rng: np.random.Generator) -> tuple[pd.DataFrame
     })  # fmt: skip
     link = pd.DataFrame({"item": np.arange(n_items), "entity": np.char.add("m", np.arange(n_items).astype(str))})
     return info, kg, link
+
+
+def _bernoulli_table(n_users: int, n_items: int, density: float, rank: int, seed: int, noise: float) -> RatingTable:
+    """The small table: each pair rated with probability ``density`` (a users × items mask, so only for small
+    sizes). Kept draw for draw as it always was: the tests' calibrated margins were measured on these tables."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((n_users, n_items)) < density
+    mask[np.arange(n_users), rng.integers(0, n_items, n_users)] = True
+    mask[rng.integers(0, n_users, n_items), np.arange(n_items)] = True
+    users, items = np.nonzero(mask)
+    order = rng.permutation(len(users))  # file order is not sorted, as in u.data
+    users, items = users[order], items[order]
+    p, q = rng.normal(0, 0.7, (n_users, rank)), rng.normal(0, 0.7, (n_items, rank))
+    raw = 3.5 + rng.normal(0, 0.4, n_users)[users] + rng.normal(0, 0.4, n_items)[items]
+    raw += (p[users] * q[items]).sum(1) + rng.normal(0, noise, len(users))
+    ratings = np.clip(np.rint(raw), 1, 5).astype(np.float32)
+    genres = [list(rng.choice(GROUPLENS_GENRES[1:], size=rng.integers(1, 4), replace=False))
+              for _ in range(n_items)]  # fmt: skip
+    info = pd.DataFrame({"title": [f"movie {i}" for i in range(n_items)], "year": "1995", "genres": genres})
+    entities = [f"e{j}" for j in range(12)]
+    kg = pd.DataFrame(
+        [(f"m{i}", rng.choice(["film.actor", "film.director", "film.genre"]), rng.choice(entities))
+         for i in range(n_items) for _ in range(rng.integers(1, 5))],
+        columns=["head", "relation", "tail"],
+    )  # fmt: skip
+    return RatingTable(
+        users=users.astype(np.int64), items=items.astype(np.int64), ratings=ratings,
+        timestamps=(8.8e8 + rng.integers(0, 10**7, len(users))).astype(np.int64),
+        user_ids=np.arange(n_users).astype(str), item_ids=np.arange(n_items).astype(str), name="synthetic",
+        rating_scale=(1.0, 5.0), item_info=info, kg=kg,
+        link=pd.DataFrame({"item": np.arange(n_items), "entity": [f"m{i}" for i in range(n_items)]}),
+    )  # fmt: skip

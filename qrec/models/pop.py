@@ -57,7 +57,9 @@ class ReferenceRanker(RankingModule):
 
     # --- "training": the buffers are the whole fit --------------------------------------------
     def training_step(self, batch, batch_idx: int) -> None:
-        return None
+        # Count the step as an optimizer step: at global_step 0 ModelCheckpoint never saves (Lightning #17167),
+        # and `train.py` would test without a best checkpoint (as ClosedFormModule does for rating models).
+        self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress.increment_completed()
 
     def configure_optimizers(self) -> None:
         return None

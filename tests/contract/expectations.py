@@ -33,7 +33,7 @@ FEATURES = (*IMPLICIT, "data.features=genres")
 BPR = (*FEATURES, "model.lr=0.01")  # tiny budget: larger steps than the ML-100k defaults
 # 200 users x 100 items at density 0.4 (~8,000 ratings): big enough for a low-rank model to beat the biases
 # by a clear margin, small enough that the whole suite fits in about a minute.
-SIZE = ("data.dataset.n_users=200", "data.dataset.n_items=100")  # feature-aware rankers: the synthetic table's genres
+SIZE = ("data.n_users=200", "data.n_items=100")  # feature-aware rankers: the synthetic table's genres
 
 
 @dataclass(frozen=True)

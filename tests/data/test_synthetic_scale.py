@@ -42,8 +42,9 @@ def test_popularity_is_not_encoded_in_item_codes():
 
 
 def test_same_seed_same_table_other_seed_other_table():
-    a, b = make_synthetic_ratings(seed=5), make_synthetic_ratings(seed=5)
-    c = make_synthetic_ratings(seed=6)
+    kwargs = {"n_ratings": 500, "item_skew": 0.5}
+    a, b = make_synthetic_ratings(seed=5, **kwargs), make_synthetic_ratings(seed=5, **kwargs)
+    c = make_synthetic_ratings(seed=6, **kwargs)
     assert np.array_equal(a.users, b.users) and np.array_equal(a.ratings, b.ratings)
     assert not np.array_equal(_pairs(a), _pairs(c))
 
