@@ -148,6 +148,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also 5 M and 20 M ratings")
     parser.add_argument("--quick", action="store_true", help="tiny tables (smoke test)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--sizes", nargs="+", type=int, choices=sorted(SHAPES), help="only these sizes (ratings)")
     parser.add_argument("--out", type=Path, help="JSON path (default bench/results/scale-<time>.json)")
     parser.add_argument("--cell", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -157,6 +158,8 @@ def main() -> None:
         return
 
     shapes = QUICK_SHAPES if args.quick else {n: s for n, s in SHAPES.items() if args.full or n <= 1_000_000}
+    if args.sizes:
+        shapes = {n: SHAPES[n] for n in args.sizes}
     rows = []
     for n, shape in shapes.items():
         for task in args.tasks:
