@@ -362,6 +362,7 @@ class CAQUBOCallback(Callback):
             trainer.fit(fresh, datamodule=model.dm)
             epochs = trainer.current_epoch
             if best is not None and callbacks[0].best_model_path:
+                # weights_only=False: the checkpoint this retrain just wrote itself
                 blob = torch.load(callbacks[0].best_model_path, map_location=fresh.device, weights_only=False)
                 fresh.load_state_dict(blob["state_dict"])
                 epochs = int(blob["epoch"]) + 1
