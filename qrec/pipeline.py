@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qrec import timing
 from qrec.callbacks.timing import LoopTimer
+from qrec.checkpoints import load_own_checkpoint
 from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
 from qrec.distributed import refuse_closed_form
@@ -128,8 +129,8 @@ def _atomic(path: Path, write) -> None:
 
 def _best_epochs(trainer: L.Trainer, best: str | None) -> int:
     """Epochs the validation-chosen model trained for (the best checkpoint's epoch + 1)."""
-    if best:  # weights_only=False: the best checkpoint this run wrote itself
-        return int(torch.load(best, map_location="cpu", weights_only=False)["epoch"]) + 1
+    if best:
+        return int(load_own_checkpoint(best)["epoch"]) + 1
     return max(trainer.current_epoch, 1)
 
 

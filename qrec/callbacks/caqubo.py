@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
+from qrec.checkpoints import load_own_checkpoint
+
 METHODS = ("caqubo", "miqubo", "coqubo", "qubo_boosting", "cqfs")
 REMOTE_SOLVERS = ("qpu", "hybrid")  # D-Wave cloud: need a token and the network
 
@@ -154,8 +156,8 @@ class CAQUBOCallback(Callback):
     def _load_best(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
         path = checkpoint.best_model_path if checkpoint else ""
-        if path and Path(path).is_file():  # weights_only=False: this run's own best checkpoint
-            state = torch.load(path, map_location=pl_module.device, weights_only=False)["state_dict"]
+        if path and Path(path).is_file():  # this run's own best checkpoint
+            state = load_own_checkpoint(path, map_location=pl_module.device)["state_dict"]
             pl_module.load_state_dict(state)
 
     # --- the analysis ------------------------------------------------------------------------------
@@ -362,8 +364,7 @@ class CAQUBOCallback(Callback):
             trainer.fit(fresh, datamodule=model.dm)
             epochs = trainer.current_epoch
             if best is not None and callbacks[0].best_model_path:
-                # weights_only=False: the checkpoint this retrain just wrote itself
-                blob = torch.load(callbacks[0].best_model_path, map_location=fresh.device, weights_only=False)
+                blob = load_own_checkpoint(callbacks[0].best_model_path, map_location=fresh.device)
                 fresh.load_state_dict(blob["state_dict"])
                 epochs = int(blob["epoch"]) + 1
         fresh.set_feature_mask(keep)

@@ -9,13 +9,13 @@ import tempfile
 from pathlib import Path
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from qrec.callbacks.timing import LoopTimer
+from qrec.checkpoints import load_own_checkpoint
 from qrec.data.datamodule import RatingsDataModule
 from qrec.models.base import RatingModule
 from qrec.models.cache import ModelCache, cache_key
@@ -118,7 +118,6 @@ def _train(module: RatingModule, dm: RatingsDataModule, epochs: int) -> int:
         trainer.fit(module, datamodule=dm)
         if not checkpoint.best_model_path:
             return max(trainer.current_epoch, 1)
-        # weights_only=False: a checkpoint this process just wrote itself
-        blob = torch.load(checkpoint.best_model_path, weights_only=False)
+        blob = load_own_checkpoint(checkpoint.best_model_path)
         module.load_state_dict(blob["state_dict"])
         return int(blob["epoch"]) + 1
