@@ -104,15 +104,20 @@ def run(cfg: DictConfig) -> dict:
     metrics.update(model.extra_metrics)
     metrics.update(timing.take(), **{"timing/fit_s": fit_s, "timing/run_s": time.perf_counter() - run_start})
     if trainer.is_global_zero:  # under DDP every rank holds the same gathered metrics; one writes them
-        write_outputs(out, metrics, model.test_predictions, datamodule)
+        write_outputs(out, metrics, model.test_predictions, datamodule, model.test_per_user)
         log_extras(loggers, model, metrics)
         print_summary(metrics, out)
     return metrics
 
 
-def write_outputs(out: Path, metrics: dict, predictions: torch.Tensor | None, datamodule) -> None:
-    """metrics.json and, for rating models, the test predictions/ratings (each written atomically)."""
+def write_outputs(
+    out: Path, metrics: dict, predictions: torch.Tensor | None, datamodule, per_user: dict | None = None
+) -> None:
+    """metrics.json and, for rating models, the test predictions/ratings; for ranking models the per-user
+    test metrics (``test_per_user.npz``). Each file is written atomically."""
     _atomic(out / "metrics.json", lambda f: f.write(json.dumps(metrics, indent=2).encode()))
+    if per_user is not None:  # the unit of the report's user-level bootstrap of ΔnDCG
+        _atomic(out / "test_per_user.npz", lambda f: np.savez(f, **per_user))
     if predictions is not None:  # for prediction histograms and paired tests in `python -m qrec.report`
         _atomic(out / "test_predictions.npy", lambda f: np.save(f, predictions.numpy()))
         _atomic(out / "test_ratings.npy", lambda f: np.save(f, datamodule.test.ratings.numpy()))

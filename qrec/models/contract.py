@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import lightning as L
+import numpy as np
 import torch
 
 
@@ -32,6 +33,9 @@ class RecommenderModule(L.LightningModule):
         test_predictions: (n_test,) float tensor of clipped test predictions in the test split's order,
             set by rating models after testing (``test_predictions.npy`` for ``python -m qrec.report``);
             None for models that do not predict one value per test row (rankers).
+        test_per_user: set by ranking models after testing: ``users`` (codes) and one array per metric
+            (``ndcg_10``, ``recall_10``, ``hr_10``), each user once (``test_per_user.npz``, the unit of the
+            report's user-level bootstrap of ΔnDCG); None for rating models.
     """
 
     task: ClassVar[str] = ""
@@ -40,6 +44,7 @@ class RecommenderModule(L.LightningModule):
         super().__init__()
         self.extra_metrics: dict[str, float | bool] = {}
         self.test_predictions: torch.Tensor | None = None
+        self.test_per_user: dict[str, np.ndarray] | None = None
 
     def attach(self, dm: L.LightningDataModule) -> None:
         """Create the data-shaped parameters and buffers from ``dm``'s training split, without a Trainer.

@@ -102,7 +102,8 @@ class QuantumErrorLSTMModule(RatingModule):
         # initialisation and the batch order are the same either way.
         L.seed_everything(hp.seed, verbose=False)
         rank_zero_info(f"{'stage 2: ' if hp.base is not None and not hp.joint else ''}{hp.cell.upper()} corrector")
-        self.head = SequenceHead(dm.n_users, dm.n_items, hp.emb_dim, hp.hidden, hp.dropout, hp.cell)
+        self.head = SequenceHead(dm.n_users, dm.n_items, hp.emb_dim, hp.hidden, hp.dropout, hp.cell,
+                                 single_step=hp.history == 0)  # fmt: skip
         if hp.history:
             if not dm.with_timestamps:
                 raise ValueError("model.history > 0 needs data.with_timestamps=true (queries need their time).")

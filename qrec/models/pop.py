@@ -74,7 +74,10 @@ class ReferenceRanker(RankingModule):
         scores[users] = self.score_all(torch.as_tensor(users)).double().cpu().numpy()
         rows = np.zeros(dm.n_users, dtype=bool)
         rows[users] = True
-        m = ranking_metrics(scores, relevant.multiply(rows[:, None]).tocsr(), dm.exclude(split), k=self.k)
+        m = ranking_metrics(scores, relevant.multiply(rows[:, None]).tocsr(), dm.exclude(split), k=self.k,
+                            per_user=True)  # fmt: skip
+        if split == "test":
+            self.test_per_user = {"users": np.asarray(m["users"]), **m["per_user"]}
         return {f"{split}/{name}_{self.k}": m[f"{name}_{self.k}"] for name in ("ndcg", "recall", "hr")}
 
     def _end(self, split: str) -> None:

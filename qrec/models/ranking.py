@@ -129,9 +129,12 @@ class FeatureRankingModule(RankingModule):
         if not parts or not parts["users"]:
             return
         # Per-user values from every rank, each user once (DDP pads shards with repeated batches).
-        _, *values = gather_rows(torch.cat(parts["users"]), *(torch.cat(parts[m]) for m in METRICS))
+        users, *values = gather_rows(torch.cat(parts["users"]), *(torch.cat(parts[m]) for m in METRICS))
         for m, per_user in zip(METRICS, values):
             self.log(f"{split}/{m}_{self.cutoff}", float(per_user.mean()), prog_bar=m == "ndcg", sync_dist=True)
+        if split == "test":
+            self.test_per_user = {"users": users.cpu().numpy(),
+                                  **{f"{m}_{self.cutoff}": v.cpu().numpy() for m, v in zip(METRICS, values)}}  # fmt: skip
 
     @torch.no_grad()
     def validation_step(self, users: torch.Tensor, batch_idx: int) -> None:

@@ -330,10 +330,14 @@ class TwoTowerModule(RankingModule):
 
     def _eval_end(self, split: str) -> dict[str, float]:
         """Means over every evaluated user once (gathered from all ranks under DDP; see qrec.distributed)."""
-        _, values = gather_rows(torch.cat(self._eval_users), torch.cat(self._eval_scores))
+        users, values = gather_rows(torch.cat(self._eval_users), torch.cat(self._eval_scores))
         self._eval_scores, self._eval_users, self._item_states = [], [], None
         means = values.double().mean(0).tolist()
         k = self.hparams.k
+        if split == "test":
+            per_user = values.double().cpu().numpy()
+            self.test_per_user = {"users": users.cpu().numpy(),
+                                  **{f"{m}_{k}": per_user[:, i] for i, m in enumerate(("ndcg", "recall", "hr"))}}  # fmt: skip
         metrics = {f"{split}/ndcg_{k}": means[0], f"{split}/recall_{k}": means[1], f"{split}/hr_{k}": means[2]}
         if self.hparams.mode == "distill":
             dm = self.trainer.datamodule

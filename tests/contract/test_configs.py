@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from hydra.utils import get_class
 
@@ -73,6 +74,11 @@ def test_config_runs_one_epoch_on_synthetic_data(make_cfg, tmp_path, name):
     assert metrics["best_checkpoint"] and metrics["protocol"].startswith(("explicit", "implicit"))
     if "features" not in natural.data:
         assert 1.0 <= metrics["test/pred_min"] <= metrics["test/pred_max"] <= 5.0
+        assert len(np.load(tmp_path / "test_predictions.npy")) == len(np.load(tmp_path / "test_users.npy"))
+    else:  # the report's user-level bootstrap reads every tested user's nDCG@10 from this file
+        with np.load(tmp_path / "test_per_user.npz") as per_user:
+            assert len(np.unique(per_user["users"])) == len(per_user["users"]) == len(per_user["ndcg_10"]) > 0
+            assert per_user["ndcg_10"].mean() == pytest.approx(metrics["test/ndcg_10"], abs=1e-6)
 
 
 @pytest.mark.slow
