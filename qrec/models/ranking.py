@@ -133,8 +133,8 @@ class FeatureRankingModule(RankingModule):
         for m, per_user in zip(METRICS, values):
             self.log(f"{split}/{m}_{self.cutoff}", float(per_user.mean()), prog_bar=m == "ndcg", sync_dist=True)
         if split == "test":
-            self.test_per_user = {"users": users.cpu().numpy(),
-                                  **{f"{m}_{self.cutoff}": v.cpu().numpy() for m, v in zip(METRICS, values)}}  # fmt: skip
+            per_user = {f"{m}_{self.cutoff}": v.cpu().numpy() for m, v in zip(METRICS, values)}
+            self.test_per_user = {"users": users.cpu().numpy(), **per_user}
 
     @torch.no_grad()
     def validation_step(self, users: torch.Tensor, batch_idx: int) -> None:

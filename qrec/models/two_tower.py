@@ -335,9 +335,9 @@ class TwoTowerModule(RankingModule):
         means = values.double().mean(0).tolist()
         k = self.hparams.k
         if split == "test":
-            per_user = values.double().cpu().numpy()
-            self.test_per_user = {"users": users.cpu().numpy(),
-                                  **{f"{m}_{k}": per_user[:, i] for i, m in enumerate(("ndcg", "recall", "hr"))}}  # fmt: skip
+            columns = values.double().cpu().numpy()
+            per_user = {f"{m}_{k}": columns[:, i] for i, m in enumerate(("ndcg", "recall", "hr"))}
+            self.test_per_user = {"users": users.cpu().numpy(), **per_user}
         metrics = {f"{split}/ndcg_{k}": means[0], f"{split}/recall_{k}": means[1], f"{split}/hr_{k}": means[2]}
         if self.hparams.mode == "distill":
             dm = self.trainer.datamodule
