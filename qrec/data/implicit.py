@@ -156,7 +156,10 @@ class ImplicitDataModule(L.LightningDataModule):
             fit = train[np.random.default_rng(self.seed + 1).random(len(train)) < self.train_fraction]
         coo = csr(fit).tocoo()
         self.train_pairs = (coo.row.astype(np.int64), coo.col.astype(np.int64))  # BPR positives
-        self._train_dense = self.train.toarray().astype(bool)  # O(1) membership for negative sampling
+        # Membership for negative sampling: sorted user·n_items + item keys, O(interactions) memory. A dense
+        # users × items bool matrix was O(1) per lookup but 3.7 GB at MovieLens-20M's 138k × 27k.
+        coo = self.train.tocoo()
+        self._train_keys = np.unique(coo.row.astype(np.int64) * table.n_items + coo.col)
         self.table = table
 
     # --- shapes and splits ----------------------------------------------------------------------
@@ -232,11 +235,19 @@ class ImplicitDataModule(L.LightningDataModule):
     def sample_negatives(self, users: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One uniform item per user that is not among the user's training positives."""
         neg = rng.integers(0, self.n_items, len(users))
-        bad = self._train_dense[users, neg]
+        bad = self._is_train(users, neg)
         while bad.any():  # each retry hits a positive with prob. ≈ density (< 5%)
             neg[bad] = rng.integers(0, self.n_items, int(bad.sum()))
-            bad = self._train_dense[users, neg]
+            bad = self._is_train(users, neg)
         return neg
+
+    def _is_train(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Whether each (user, item) pair is a training interaction (binary search in the sorted keys)."""
+        keys = np.asarray(users, dtype=np.int64) * self.n_items + items
+        if len(self._train_keys) == 0:
+            return np.zeros(keys.shape, dtype=bool)
+        position = np.searchsorted(self._train_keys, keys).clip(max=len(self._train_keys) - 1)
+        return self._train_keys[position] == keys
 
     def _next_epoch_seed(self) -> int:
         self.epoch += 1
