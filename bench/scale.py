@@ -8,8 +8,7 @@ Each cell runs in a fresh process, so its peak RSS is its own: generate the tabl
 with the ratings as in the MovieLens family; Zipf item popularity 0.5 and user activity 0.5), split it
 60/20/20, then one task: ALS fit (rank 64, 10 sweeps; ``als`` exact, ``als_cg3`` with model.cg_steps=3),
 one VarNet epoch (k=4 and k=8, torch backend), one stage-2 epoch of the LSTM hybrid (stage 1 trained for
-one epoch first, not timed; ``hybrid_sparse`` with model.sparse_embeddings=true), 20k-prediction latency
-and a full test-split evaluation (both with ALS fitted
+one epoch first, not timed), 20k-prediction latency and a full test-split evaluation (both with ALS fitted
 by one untimed sweep first: the number of sweeps does not change what they time). Prints
 a table, fits the slope of log time vs log ratings per task, writes JSON (bench/results/scale-<time>.json
 unless --out) and a log-log PNG.
@@ -37,11 +36,10 @@ from common import RESULTS, machine, table  # noqa: E402
 SHAPES = {100_000: (943, 1_682), 1_000_000: (6_040, 3_706), 5_000_000: (35_000, 10_000),
           20_000_000: (138_000, 27_000)}  # fmt: skip
 QUICK_SHAPES = {5_000: (200, 150), 20_000: (600, 400)}
-TASKS = ("generate", "als", "als_cg3", "varnet_k4", "varnet_k8", "hybrid_stage2", "hybrid_sparse", "latency_20k",
-         "evaluate")  # fmt: skip
+TASKS = ("generate", "als", "als_cg3", "varnet_k4", "varnet_k8", "hybrid_stage2", "latency_20k", "evaluate")
 SECONDS_COLUMN = {"generate": "generate_s", "als": "fit_s", "als_cg3": "fit_s", "varnet_k4": "epoch_s",
-                  "varnet_k8": "epoch_s", "hybrid_stage2": "epoch_s", "hybrid_sparse": "epoch_s",
-                  "latency_20k": "latency_s", "evaluate": "test_s"}  # fmt: skip
+                  "varnet_k8": "epoch_s", "hybrid_stage2": "epoch_s", "latency_20k": "latency_s",
+                  "evaluate": "test_s"}  # fmt: skip
 
 
 def _peak_gb() -> float:
@@ -80,7 +78,6 @@ def run_cell(task: str, n_ratings: int, n_users: int, n_items: int) -> dict:
         "latency_20k": ("model=als", "model.rank=64"),
         "evaluate": ("model=als", "model.rank=64"), "varnet_k4": ("model=varnet", "model.k=4"),
         "varnet_k8": ("model=varnet", "model.k=8"), "hybrid_stage2": ("model=varnet_lstm", "model.base_epochs=1"),
-        "hybrid_sparse": ("model=varnet_lstm", "model.base_epochs=1", "model.sparse_embeddings=true"),
     }[task])  # fmt: skip
     closed_form = task in ("als", "als_cg3", "latency_20k", "evaluate")
     dm = RatingsDataModule(lambda: ratings, split="random", seed=0, batch_size=None if closed_form else

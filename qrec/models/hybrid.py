@@ -23,7 +23,7 @@ from qrec.data.datamodule import RatingsDataModule, scale
 from qrec.models.base import RatingModule
 from qrec.models.components.frozen import FrozenPredictions, split_pairs
 from qrec.models.components.history import UserHistory
-from qrec.models.components.optim import AdamLazyRows, adam
+from qrec.models.components.optim import adam
 from qrec.models.components.sequence_head import SequenceHead
 from qrec.models.contract import require_fraction, require_non_negative, require_positive
 from qrec.models.stage1 import fit_or_load_base
@@ -50,9 +50,6 @@ class QuantumErrorLSTMModule(RatingModule):
             ratings (strictly earlier timestamps) precede the query step. Needs ``data.with_timestamps``.
         emb_dim, hidden, dropout, lr, weight_decay: the head and its Adam optimiser (seed: 32, 64, 0.1,
             lr 1e-4, no weight decay; our defaults use lr 3e-3 and weight decay 1e-4, chosen on validation).
-        sparse_embeddings: update only the embedding rows a batch touches (lazy Adam, no weight decay on
-            the embeddings), so a step costs O(batch) instead of O(users + items): for large data
-            (docs/speed.md). Default false: dense Adam, as every result in the README was measured.
         seed: seeds stage 1 (part of the cache key).
         cache_dir: where stage-1 models are cached (default ``~/.cache/qrec/stage1``).
     """
@@ -61,7 +58,7 @@ class QuantumErrorLSTMModule(RatingModule):
         self, base: DictConfig | dict | None = None, joint: bool = False, base_epochs: int = 10,
         base_batch_size: int | None = 1024, base_lr: float = 0.01, cell: str = "lstm", loss: str = "rmse",
         history: int = 0, emb_dim: int = 32, hidden: int = 64, dropout: float = 0.1, lr: float = 1e-4,
-        weight_decay: float = 0.0, sparse_embeddings: bool = False, seed: int = 0, cache_dir: str | None = None,
+        weight_decay: float = 0.0, seed: int = 0, cache_dir: str | None = None,
     ):  # fmt: skip
         super().__init__()
         require_positive(base_epochs=base_epochs, base_batch_size=base_batch_size, base_lr=base_lr, emb_dim=emb_dim,
@@ -106,7 +103,7 @@ class QuantumErrorLSTMModule(RatingModule):
         L.seed_everything(hp.seed, verbose=False)
         rank_zero_info(f"{'stage 2: ' if hp.base is not None and not hp.joint else ''}{hp.cell.upper()} corrector")
         self.head = SequenceHead(dm.n_users, dm.n_items, hp.emb_dim, hp.hidden, hp.dropout, hp.cell,
-                                 single_step=hp.history == 0, sparse=hp.sparse_embeddings)  # fmt: skip
+                                 single_step=hp.history == 0)  # fmt: skip
         if hp.history:
             if not dm.with_timestamps:
                 raise ValueError("model.history > 0 needs data.with_timestamps=true (queries need their time).")
@@ -177,13 +174,11 @@ class QuantumErrorLSTMModule(RatingModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         hp = self.hparams
-        embeddings = [self.head.user_emb.weight, self.head.item_emb.weight] if hp.sparse_embeddings else []
-        head = [p for p in self.head.parameters() if all(p is not e for e in embeddings)]
-        groups = [{"params": head, "lr": hp.lr, "weight_decay": hp.weight_decay}]
+        groups = [{"params": self.head.parameters(), "lr": hp.lr, "weight_decay": hp.weight_decay}]
         if self.base is not None and hp.joint:  # circuit angles are periodic: no weight decay on them
             base_params = [p for p in self.base.parameters() if p.requires_grad]
             groups.append({"params": base_params, "lr": hp.base_lr, "weight_decay": 0.0})
-        return AdamLazyRows(groups, embeddings, hp.lr) if embeddings else adam(groups)
+        return adam(groups)
 
 
 __all__ = ["QuantumErrorLSTMModule"]

@@ -1,4 +1,4 @@
-"""Adam on torch's fused path, and with lazy (touched-rows-only) updates of sparse embedding gradients."""
+"""Adam on torch's fused path."""
 
 from __future__ import annotations
 
@@ -24,47 +24,4 @@ def adam(params: Iterable[torch.Tensor] | Iterable[dict], **kwargs) -> torch.opt
     return torch.optim.Adam(params, fused=True, **kwargs)
 
 
-
-class AdamLazyRows(torch.optim.Optimizer):
-    """Adam on dense gradients (:func:`adam`) and lazy Adam on sparse embedding gradients, as one optimizer.
-
-    Dense Adam moves every row of an embedding table at every step (its moments decay everywhere), so a
-    step costs O(users + items) however small the batch, and an epoch grows faster than the ratings. With
-    ``nn.Embedding(sparse=True)`` the gradient names the rows a batch touched, and torch's ``SparseAdam``
-    updates only those rows (their moments included): a step costs O(batch). SparseAdam has no weight
-    decay, so embeddings are not decayed. One object because Lightning's automatic optimization takes a
-    single optimizer; the two inner optimizers share this one's parameter groups and state, so
-    ``state_dict``/``load_state_dict`` (checkpoints, resume) cover both.
-
-    Args:
-        dense: parameter groups (dicts with ``params``, ``lr``, ``weight_decay``) with dense gradients.
-        sparse: parameters whose gradients are sparse (``nn.Embedding(sparse=True)`` weights).
-        lr: SparseAdam's learning rate.
-    """
-
-    def __init__(self, dense: list[dict], sparse: list[torch.Tensor], lr: float):
-        self.dense, self.sparse = adam(dense), torch.optim.SparseAdam(sparse, lr=lr)
-        super().__init__([*self.dense.param_groups, *self.sparse.param_groups], {})
-        self._share()
-
-    def _share(self) -> None:
-        n = len(self.dense.param_groups)
-        self.dense.param_groups, self.sparse.param_groups = self.param_groups[:n], self.param_groups[n:]
-        self.dense.state = self.sparse.state = self.state
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        super().load_state_dict(state_dict)  # replaces the groups and the state: point the inner ones at them
-        self._share()
-
-    @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001, ANN201 - torch.optim.Optimizer's signature
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        self.dense.step()
-        self.sparse.step()
-        return loss
-
-
-__all__ = ["AdamLazyRows", "adam"]
+__all__ = ["adam"]

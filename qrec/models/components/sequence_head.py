@@ -20,17 +20,14 @@ class SequenceHead(nn.Module):
         cell: ``lstm`` (seed), ``gru`` or ``transformer`` (one encoder layer, 4 heads).
         single_step: every sequence is one step (the seed head, no history): the LSTM's recurrent weights
             then never act and are frozen, and the step is computed by :meth:`_lstm_step`.
-        sparse: the embeddings return sparse gradients (only the rows a batch touched), for an optimizer
-            that updates those rows only (:class:`qrec.models.components.optim.AdamLazyRows`).
     """
 
     def __init__(self, n_users: int, n_items: int, emb_dim: int = 32, hidden: int = 64, dropout: float = 0.1,
-                 cell: str = "lstm", single_step: bool = False, sparse: bool = False):  # fmt: skip
+                 cell: str = "lstm", single_step: bool = False):  # fmt: skip
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"model.cell={cell!r} is unknown; choose one of {', '.join(CELLS)}.")
-        self.user_emb = nn.Embedding(n_users, emb_dim, sparse=sparse)
-        self.item_emb = nn.Embedding(n_items, emb_dim, sparse=sparse)
+        self.user_emb, self.item_emb = nn.Embedding(n_users, emb_dim), nn.Embedding(n_items, emb_dim)
         width = 1 + 2 * emb_dim  # 65 in the seed
         self.kind = cell
         if cell == "transformer":
