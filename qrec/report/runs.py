@@ -39,8 +39,10 @@ def load_runs(root: Path) -> list[dict]:
 
 
 def unit_key(run: dict) -> tuple:
-    """The test set a run was scored on: (split, fold, seed). ``fold`` is None outside ``kfold``."""
-    return run.get("split"), run.get("fold"), run.get("seed")
+    """The test set a run was scored on: (split, fold, seed). ``fold`` is None outside ``kfold``; ranking runs
+    record their split in ``dataset`` only."""
+    dataset = run.get("dataset") if isinstance(run.get("dataset"), dict) else {}
+    return run.get("split") or dataset.get("split"), run.get("fold"), run.get("seed")
 
 
 def group_key(run: dict) -> str:

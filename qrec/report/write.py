@@ -9,7 +9,7 @@ from pathlib import Path
 
 from qrec.report import plots
 from qrec.report.compare import compare, find_reference, metric_keys
-from qrec.report.runs import by_group, load_runs
+from qrec.report.runs import by_group, load_runs, unit_key
 from qrec.report.tables import comparison_table, ranked_labels, summary_table, unpaired_notes, user_level_table
 
 FORMATS = ("png", "pdf", "svg")
@@ -109,7 +109,7 @@ def write_report(
     out = out or root
     out.mkdir(parents=True, exist_ok=True)
     runs = load_runs(root)
-    splits = sorted({str(r.get("split")) for r in runs})
+    splits = sorted({str(unit_key(r)[0]) for r in runs})
     seeds = sorted({r.get("seed") for r in runs}, key=str)
     text = [f"# Results: {root.name}", "",
             f"{len(runs)} runs; splits: {', '.join(splits)}; seeds: {', '.join(map(str, seeds))}; "

@@ -112,7 +112,8 @@ def test_ranking_runs_use_the_per_user_hook(tmp_path):
             out.mkdir()
             (out / "metrics.json").write_text(json.dumps(
                 {"test/ndcg_10": float(values.mean()), "test/recall_10": 0.1, "model": label, "label": label,
-                 "split": "random", "seed": seed, "fit_s": 1.0}))  # fmt: skip
+                 "dataset": {"name": "ml-100k", "split": "random"}, "seed": seed, "fit_s": 1.0}))  # fmt: skip
+            # (ranking runs record their split inside `dataset` only, as the implicit data module writes it)
             np.savez(out / "test_per_user.npz", users=users[::-1], ndcg_10=values[::-1])
     text = write_report(tmp_path, reference="pop", n_resamples=500).read_text()
     row = _row(text, "two_tower")
