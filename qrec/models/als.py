@@ -23,7 +23,7 @@ class ALSModule(ClosedFormModule):
         init_std: std of the random item factors the first sweep starts from.
         cg_steps: 0 solves every half-step exactly (Cholesky); k > 0 takes k preconditioned conjugate-gradient
             steps per row from the previous sweep's solution instead (Takács et al. 2011): approximate,
-            ~2× faster per sweep on CPU (docs/speed.md has the measurements and the RMSE difference).
+            faster up to 5 M ratings on a 2-core CPU but not at 20 M (docs/speed.md: timings, RMSE).
     """
 
     def __init__(self, rank: int = 64, reg: float = 0.125, reg_bias: float = 0.05, init_std: float = 0.1,
