@@ -50,11 +50,7 @@ def test_closed_form_step_follows_the_model_device(tmp_path, monkeypatch, name):
 @pytest.mark.parametrize("name", RANKING_MODELS)
 def test_ranking_scores_follow_the_model_device(tmp_path, monkeypatch, name):
     monkeypatch.setenv("QREC_DATA_DIR", str(tmp_path))
-    cfg = compose_config([f"model={name}", "data=synthetic_implicit", "data.features=genres"], tmp_path)
-    dm = instantiate(cfg.data)
-    dm.setup("fit")
-    model = instantiate(cfg.model)
-    model.attach(dm)
+    dm, model = _setup(tmp_path, f"{name} data.features=genres", "synthetic_implicit")
     model.to(META)
     with torch.no_grad():
         scores = model.score(torch.arange(4, device=META))
@@ -64,11 +60,7 @@ def test_ranking_scores_follow_the_model_device(tmp_path, monkeypatch, name):
 @pytest.mark.parametrize("head", ["linear", "qi"])
 def test_two_tower_scores_follow_the_model_device(tmp_path, monkeypatch, head):
     monkeypatch.setenv("QREC_DATA_DIR", str(tmp_path))
-    cfg = compose_config(["model=two_tower", "data=synthetic_implicit", f"model.head={head}"], tmp_path)
-    dm = instantiate(cfg.data)
-    dm.setup("fit")
-    model = instantiate(cfg.model)
-    model.build(dm)
+    dm, model = _setup(tmp_path, f"two_tower model.head={head}", "synthetic_implicit")
     model.to(META)
     with torch.no_grad():
         scores = model.score_matrix(torch.arange(4, device=META))  # (`score` uses unique(): no meta kernel)
