@@ -67,24 +67,35 @@ class ReferenceRanker(RankingModule):
     # --- evaluation ---------------------------------------------------------------------------
     def evaluate(self, dm: ImplicitDataModule, split: str, users: np.ndarray | None = None) -> dict[str, float]:
         """``{split}/ndcg_k``, ``recall_k``, ``hr_k`` over ``users`` (default: every user with a positive)."""
-        relevant = dm.relevant(split)
-        if users is None:
-            users = np.flatnonzero(np.diff(relevant.indptr) > 0)
-        scores = np.zeros((dm.n_users, dm.n_items))
-        scores[users] = self.score_all(torch.as_tensor(users)).double().cpu().numpy()
-        rows = np.zeros(dm.n_users, dtype=bool)
-        rows[users] = True
-        m = ranking_metrics(scores, relevant.multiply(rows[:, None]).tocsr(), dm.exclude(split), k=self.k,
-                            per_user=True)  # fmt: skip
-        if split == "test":
-            self.test_per_user = {"users": np.asarray(m["users"]), **m["per_user"]}
-        return {f"{split}/{name}_{self.k}": m[f"{name}_{self.k}"] for name in ("ndcg", "recall", "hr")}
+        _, values = self._per_user(dm, split, users)
+        return {f"{split}/{name}": float(v.mean()) for name, v in values.items()}
+
+    def _per_user(
+        self, dm: ImplicitDataModule, split: str, users: np.ndarray | None, batch_users: int = 1024
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(users with a positive in ``split``, each once; their per-user metrics), scored ``batch_users`` at a
+        time so memory stays O(batch · items) whatever the number of users."""
+        relevant, exclude = dm.relevant(split), dm.exclude(split)
+        positive = np.diff(relevant.indptr) > 0
+        users = np.flatnonzero(positive) if users is None else np.unique(users)
+        users = users[positive[users]]
+        if len(users) == 0:
+            raise ValueError(f"No user has a relevant item in the {split} split: the evaluation split is empty.")
+        parts = []
+        for start in range(0, len(users), batch_users):
+            batch = users[start : start + batch_users]
+            scores = self.score_all(torch.as_tensor(batch)).double().cpu().numpy()
+            parts.append(ranking_metrics(scores, relevant[batch], exclude[batch], k=self.k, per_user=True)["per_user"])
+        return users, {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
     def _end(self, split: str) -> None:
         users = np.concatenate(self._users) if self._users else np.zeros(0, dtype=np.int64)
         self._users = []
         if len(users):
-            self.log_dict(self.evaluate(self.trainer.datamodule, split, users), prog_bar=split == "val")
+            users, values = self._per_user(self.trainer.datamodule, split, users)
+            self.log_dict({f"{split}/{name}": float(v.mean()) for name, v in values.items()}, prog_bar=split == "val")
+            if split == "test":
+                self.test_per_user = {"users": users, **values}
 
     def validation_step(self, users: torch.Tensor, batch_idx: int) -> None:
         self._users.append(users.cpu().numpy())
