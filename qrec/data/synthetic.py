@@ -50,7 +50,8 @@ def make_synthetic_ratings(
         features: also generate genres and a knowledge graph (for the feature-aware rankers).
 
     Returns:
-        A :class:`RatingTable` named ``synthetic``, rows in random (file) order.
+        A :class:`RatingTable` named ``synthetic``: rows in random (file) order for the small Bernoulli tables,
+        sorted by user then item (as MovieLens-20M's file) for tables given by ``n_ratings``.
     """
     total = n_users * n_items
     if n_ratings is None:
@@ -99,26 +100,65 @@ def _zipf(n: int, skew: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def _sample_pairs(n_users, n_items, n_ratings, p_user, p_item, rng) -> tuple[np.ndarray, np.ndarray]:
-    """``n_ratings`` distinct (user, item) pairs, each user and item at least once, in random order.
+    """``n_ratings`` distinct (user, item) pairs, each user and item at least once, sorted by user then item
+    (as MovieLens-20M's ratings.csv).
 
-    Pairs are keyed ``user · n_items + item`` (int64) and deduplicated by sorting. Draws
-    are topped up until enough distinct pairs exist, then a uniform subset of the surplus is dropped.
+    Each round draws every user's number of ratings at once (a multinomial over ``p_user``: the same law as
+    drawing a user per rating, without a per-rating search of a 138k-entry CDF), then one item per rating.
+    Pairs are keyed ``user · n_items + item`` (int64) and deduplicated by sorting; rounds top up until enough
+    distinct pairs exist, then a uniform random subset of the surplus is dropped.
     """
-    cover = _sorted_unique(np.r_[np.arange(n_users) * n_items + rng.choice(n_items, n_users, p=p_item),
-                            rng.choice(n_users, n_items, p=p_user) * n_items + np.arange(n_items)])  # fmt: skip
+    cover = _sorted_unique(np.r_[np.arange(n_users) * n_items + _choice(rng, p_item, n_users),
+                            _choice(rng, p_user, n_items) * n_items + np.arange(n_items)])  # fmt: skip
     need = n_ratings - len(cover)
     pool, extra = np.zeros(0, np.int64), 1.1  # collisions grow with the fill rate and the skews
     while len(pool) < need:
         draw = int((need - len(pool)) * extra) + 16
-        new = rng.choice(n_users, draw, p=p_user).astype(np.int64) * n_items + rng.choice(n_items, draw, p=p_item)
-        pool = _sorted_unique(np.concatenate([pool, new]))
+        users = np.repeat(np.arange(n_users, dtype=np.int64), rng.multinomial(draw, p_user))
+        pool = _sorted_unique(np.concatenate([pool, users * n_items + _choice(rng, p_item, draw)]))
         at = np.searchsorted(cover, pool).clip(max=len(cover) - 1)
         pool = pool[cover[at] != pool]  # coverage pairs are kept separately
         extra *= 1.5
-    if len(pool) > need:
-        pool = pool[rng.permutation(len(pool))[:need]]
-    keys = np.concatenate([cover, pool])[rng.permutation(n_ratings)]  # file order is not sorted, as in u.data
+    keys = np.sort(np.concatenate([cover, _drop_random(pool, len(pool) - need, rng)]))
     return keys // n_items, keys % n_items
+
+
+def _drop_random(keys: np.ndarray, n_drop: int, rng: np.random.Generator) -> np.ndarray:
+    """``keys`` without a uniformly random subset of ``n_drop`` of them, order kept.
+
+    Marks uniform random positions until exactly ``n_drop`` distinct ones are marked (each round draws as
+    many as are missing, so it never overshoots): O(n) and cache-friendly where ``rng.choice(...,
+    replace=False)`` would shuffle the whole array.
+    """
+    keep = np.ones(len(keys), dtype=bool)
+    missing = n_drop
+    while missing > 0:
+        keep[rng.integers(0, len(keys), missing)] = False
+        missing = n_drop - int(len(keys) - keep.sum())
+    return keys[keep]
+
+
+def _choice(rng: np.random.Generator, p: np.ndarray, size: int) -> np.ndarray:
+    """``rng.choice(len(p), size, p=p)``, draw for draw (same uniforms, same inverse-CDF rule), ~2× faster at
+    ML-20M sizes.
+
+    NumPy's choice binary-searches the CDF for every draw, which misses the cache once the CDF outgrows it
+    (5.7 s for 22 M draws over 138k users). A guide table (Chen & Asau's method) starts each search at the
+    first index whose CDF passes the draw's bucket ``floor(u · m)``; a couple of vectorised forward steps
+    finish it. Written by hand because neither NumPy nor SciPy offers a faster exact weighted sampler.
+    """
+    cdf = p.cumsum()
+    cdf /= cdf[-1]
+    u = rng.random(size)
+    m = len(cdf)
+    bucket = (u * m).astype(np.int64)
+    bucket -= bucket / m > u  # rounding of u · m must never start a search past the answer
+    idx = cdf.searchsorted(np.arange(m) / m, side="right")[bucket]
+    todo = np.flatnonzero(cdf[idx] <= u)  # searchsorted(side="right"): the first index with cdf > u
+    while todo.size:
+        idx[todo] += 1
+        todo = todo[cdf[idx[todo]] <= u[todo]]
+    return idx
 
 
 def _sorted_unique(keys: np.ndarray) -> np.ndarray:

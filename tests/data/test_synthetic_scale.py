@@ -57,3 +57,36 @@ def test_same_seed_same_table_other_seed_other_table():
 def test_impossible_sizes_are_clear_errors(kwargs, key):
     with pytest.raises(DataError, match=key):
         make_synthetic_ratings(60, 40, **kwargs)
+
+
+@pytest.mark.parametrize("n, skew", [(1, 0.0), (3, 0.0), (997, 0.5), (5000, 1.2)])
+def test_fast_weighted_sampler_is_numpy_choice_draw_for_draw(n, skew):
+    from qrec.data.synthetic import _choice, _zipf
+
+    p = _zipf(n, skew, np.random.default_rng(1))
+    p[: n // 3] = 0.0 if n > 2 else p[: n // 3]  # zero-probability codes must never be drawn
+    p /= p.sum()
+    expected = np.random.default_rng(7).choice(n, 50_000, p=p)
+    got = _choice(np.random.default_rng(7), p, 50_000)
+    assert np.array_equal(got, expected)
+
+
+def test_user_activity_skew_and_user_sorted_rows():
+    def top_share(skew):
+        table = make_synthetic_ratings(1000, 2000, n_ratings=30_000, user_skew=skew, seed=4)
+        assert np.all(np.diff(_pairs(table)) > 0)  # sorted by user then item, as MovieLens-20M's file
+        counts = np.bincount(table.users)
+        return np.sort(counts)[::-1][:10].sum() / counts.sum()
+
+    assert top_share(0.0) < 0.02 < 0.1 < top_share(1.2)
+
+
+def test_dropping_a_random_surplus_keeps_order_and_exact_count():
+    from qrec.data.synthetic import _drop_random
+
+    keys = np.arange(0, 30_000, 3)
+    kept = [_drop_random(keys, 4_000, np.random.default_rng(s)) for s in range(40)]
+    assert all(len(k) == len(keys) - 4_000 and np.all(np.diff(k) > 0) and np.isin(k, keys).all() for k in kept)
+    # Uniform: each position is kept with probability 0.6; the two halves agree within 0.01 (~6 standard errors).
+    share = np.mean([np.isin(keys, k) for k in kept], axis=0)
+    assert abs(share.mean() - 0.6) < 1e-12 and abs(share[:5000].mean() - share[5000:].mean()) < 0.01
