@@ -31,6 +31,9 @@ def check_config(cfg: DictConfig) -> None:
             raise ValueError(f"{key}={value}: weight decay must be ≥ 0 (0 switches it off).")
         if name == "base_epochs" and value < 1:
             raise ValueError(f"{key}={value}: stage 1 needs at least one epoch ({key}=1 or more).")
+    threads = cfg.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads={threads!r}: give a number of torch threads ≥ 1, or null for torch's default.")
     trainer = cfg.get("trainer") or {}
     max_epochs, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
     if max_epochs is not None and max_epochs != -1 and max_epochs < 1:

@@ -36,13 +36,25 @@ def _instantiate_all(group: DictConfig | None) -> list:
 def run(cfg: DictConfig) -> dict:
     """Train, validate and test one configuration; write ``metrics.json`` in the output directory.
 
+    Runs with ``cfg.threads`` torch threads when set (restored afterwards: a multirun process runs many jobs).
+
     Returns:
         The metrics dict, plus ``optimized``: the best validation value of ``cfg.optimized_metric``
         (what Hydra sweepers minimise or maximise).
     """
+    check_config(cfg)  # configs that would train nothing fail here, before any data or model work
+    threads = torch.get_num_threads()
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: DictConfig) -> dict:
     run_start = time.perf_counter()
     timing.take()  # a multirun process runs many jobs: each records its own spans
-    check_config(cfg)  # configs that would train nothing fail here, before any data or model work
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
