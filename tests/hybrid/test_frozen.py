@@ -17,7 +17,10 @@ def datamodule() -> RatingsDataModule:
     return dm
 
 
-def test_table_returns_stored_values_and_computes_the_rest():
+@pytest.mark.parametrize("direct", [True, False])  # slot table / sorted keys
+def test_table_returns_stored_values_and_computes_the_rest(monkeypatch, direct):
+    if not direct:
+        monkeypatch.setattr("qrec.models.components.frozen.DIRECT_MAX", 0)
     calls = []
 
     def predict(users, items):
@@ -29,6 +32,9 @@ def test_table_returns_stored_values_and_computes_the_rest():
     users, items = torch.tensor([1, 3, 0, 2, 3]), torch.tensor([4, 2, 0, 2, 4])
     values, found = table.lookup(users, items)
     assert found.tolist() == [True, True, True, False, False]
+    assert (table.slots is not None) == direct
+    # Pairs past every stored key, a negative or out-of-range item: never found, never an index error.
+    assert not table.lookup(torch.tensor([9, 0, 1, -1]), torch.tensor([0, 7, -1, 2]))[1].any()
     calls.clear()
     assert table(users, items, predict).tolist() == [14.0, 32.0, 0.0, 22.0, 34.0]
     assert calls == [2]  # only the two pairs the table lacks

@@ -16,13 +16,16 @@ import torch
 from torch import nn
 
 Predict = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+DIRECT_MAX = 1 << 24  # keys addressed directly: a slot table of at most 64 MB (int32)
 
 
 class FrozenPredictions(nn.Module):
     """``predict(users, items)`` for a fixed set of pairs, looked up by the key ``user * n_items + item``.
 
     Hand-written because no library offers a tensor lookup keyed by integer pairs that stays on the
-    model's device: a sorted key vector and one ``searchsorted`` per batch (O(b log n)).
+    model's device. When the key range is small (≤ ``DIRECT_MAX`` keys, e.g. MovieLens-100k's 1.6 M pairs)
+    a slot table maps each key to its row in one gather; otherwise a sorted key vector and one
+    ``searchsorted`` per batch (O(b log n), memory O(n)) do it.
 
     Args:
         predict: the frozen model's prediction, (b,) users and items -> (b, ...) values.
@@ -41,14 +44,26 @@ class FrozenPredictions(nn.Module):
         # Not persistent: rebuilt by ``build`` from the data, so checkpoints stay small and unchanged.
         self.register_buffer("keys", keys, persistent=False)
         self.register_buffer("values", torch.cat(parts) if parts else torch.empty(0), persistent=False)
+        n_keys = int(keys[-1]) + 1 if len(keys) else 0
+        slots = None
+        if 0 < n_keys <= DIRECT_MAX:  # slots[key] = the key's row in values, -1 where absent
+            slots = torch.full((n_keys,), -1, dtype=torch.int32, device=keys.device)
+            slots[keys] = torch.arange(len(keys), dtype=torch.int32, device=keys.device)
+        self.register_buffer("slots", slots, persistent=False)
 
     def lookup(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Stored values for (b,) pairs and a (b,) bool mask of the pairs the table holds."""
         if not self.enabled or len(self.keys) == 0:
             return self.values.new_zeros((len(users), *self.values.shape[1:])), torch.zeros_like(users, dtype=bool)
         query = users * self.n_items + items
+        valid = (items >= 0) & (items < self.n_items)
+        if self.slots is not None:
+            valid &= (query >= 0) & (query < len(self.slots))
+            position = self.slots[torch.where(valid, query, 0)].long()
+            found = valid & (position >= 0)
+            return self.values[position.clamp_(min=0)], found
         position = torch.searchsorted(self.keys, query).clamp_(max=len(self.keys) - 1)
-        found = (self.keys[position] == query) & (items >= 0) & (items < self.n_items)
+        found = (self.keys[position] == query) & valid
         return self.values[position], found
 
     def forward(self, users: torch.Tensor, items: torch.Tensor, predict: Predict) -> torch.Tensor:
