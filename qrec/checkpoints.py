@@ -1,9 +1,11 @@
-"""Loading checkpoints a user points qrec at (``model.teacher_ckpt``, ``ckpt_path``) without running their code.
+"""Loading checkpoints without running their code.
 
-``torch.load(weights_only=False)`` unpickles arbitrary objects, so a crafted file runs its own code
-the moment it is opened. Files a user supplies are loaded with ``weights_only=True`` (tensors, numbers,
-strings and plain containers only); ``weights_only=False`` is kept only for checkpoints the running
-process wrote itself, through :func:`load_own_checkpoint` (the one place that trust is granted).
+``torch.load(weights_only=False)`` unpickles arbitrary objects, so a crafted file runs its own code the moment
+it is opened. Every checkpoint qrec opens is loaded with ``weights_only=True`` (tensors, numbers, strings and
+plain containers only): the files a user points at (``model.teacher_ckpt``, ``ckpt_path``) and also the best
+checkpoints of qrec's own trainers, because after a resume Lightning's ``ModelCheckpoint`` takes
+``best_model_path`` from the resumed file, so "this run's best checkpoint" may be any path that file names.
+qrec's own checkpoints hold nothing else, so nothing needs full unpickling.
 """
 
 from __future__ import annotations
@@ -34,12 +36,3 @@ def load_user_checkpoint(path: str | Path, key: str) -> dict:
             "supply with torch.load(weights_only=True): tensors, numbers, strings and containers only. Use a "
             "checkpoint written by a qrec run (e.g. <run>/checkpoints/best.ckpt of `python train.py model=als`)."
         ) from err
-
-
-def load_own_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """A Lightning checkpoint this process wrote itself (a best/last checkpoint of its own Trainer).
-
-    Full unpickling (``weights_only=False``) is safe only because the file never came from a user; never pass a
-    path from the config here (use :func:`load_user_checkpoint`).
-    """
-    return torch.load(path, map_location=map_location, weights_only=False)

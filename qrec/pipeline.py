@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from qrec import timing
 from qrec.callbacks.timing import LoopTimer
-from qrec.checkpoints import load_own_checkpoint
+from qrec.checkpoints import load_user_checkpoint
 from qrec.checks import check_config
 from qrec.data.datamodule import RatingsDataModule
 from qrec.distributed import refuse_closed_form
@@ -147,7 +147,7 @@ def _atomic(path: Path, write) -> None:
 def _best_epochs(trainer: L.Trainer, best: str | None) -> int:
     """Epochs the validation-chosen model trained for (the best checkpoint's epoch + 1)."""
     if best:
-        return int(load_own_checkpoint(best)["epoch"]) + 1
+        return int(load_user_checkpoint(best, "best_model_path")["epoch"]) + 1  # may be named by a resumed file
     return max(trainer.current_epoch, 1)
 
 

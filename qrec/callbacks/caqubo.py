@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from qrec.checkpoints import load_own_checkpoint
+from qrec.checkpoints import load_user_checkpoint
 
 METHODS = ("caqubo", "miqubo", "coqubo", "qubo_boosting", "cqfs")
 REMOTE_SOLVERS = ("qpu", "hybrid")  # D-Wave cloud: need a token and the network
@@ -156,8 +156,8 @@ class CAQUBOCallback(Callback):
     def _load_best(trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         checkpoint = next((c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)), None)
         path = checkpoint.best_model_path if checkpoint else ""
-        if path and Path(path).is_file():  # this run's own best checkpoint
-            state = load_own_checkpoint(path, map_location=pl_module.device)["state_dict"]
+        if path and Path(path).is_file():  # the run's best checkpoint (after a resume, the path the resumed file named)
+            state = load_user_checkpoint(path, "best_model_path")["state_dict"]
             pl_module.load_state_dict(state)
 
     # --- the analysis ------------------------------------------------------------------------------
@@ -364,7 +364,7 @@ class CAQUBOCallback(Callback):
             trainer.fit(fresh, datamodule=model.dm)
             epochs = trainer.current_epoch
             if best is not None and callbacks[0].best_model_path:
-                blob = load_own_checkpoint(callbacks[0].best_model_path, map_location=fresh.device)
+                blob = load_user_checkpoint(callbacks[0].best_model_path, "best_model_path")
                 fresh.load_state_dict(blob["state_dict"])
                 epochs = int(blob["epoch"]) + 1
         fresh.set_feature_mask(keep)

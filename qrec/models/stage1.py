@@ -15,7 +15,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from qrec.callbacks.timing import LoopTimer
-from qrec.checkpoints import load_own_checkpoint
+from qrec.checkpoints import load_user_checkpoint
 from qrec.data.datamodule import RatingsDataModule
 from qrec.models.base import RatingModule
 from qrec.models.cache import ModelCache, cache_key
@@ -118,6 +118,6 @@ def _train(module: RatingModule, dm: RatingsDataModule, epochs: int) -> int:
         trainer.fit(module, datamodule=dm)
         if not checkpoint.best_model_path:
             return max(trainer.current_epoch, 1)
-        blob = load_own_checkpoint(checkpoint.best_model_path)
+        blob = load_user_checkpoint(checkpoint.best_model_path, "best_model_path")
         module.load_state_dict(blob["state_dict"])
         return int(blob["epoch"]) + 1

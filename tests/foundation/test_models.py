@@ -123,7 +123,7 @@ def test_refit_on_val_trains_on_train_and_val_for_the_best_epochs(make_cfg):
     train ∪ val for exactly that many epochs and tested; the train-only model's test numbers stay."""
     cfg = make_cfg("model=als", "data=synthetic", "logger=none", "trainer.max_epochs=4", "refit_on_val=true")
     metrics = run(cfg)
-    ckpt = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=False)
+    ckpt = torch.load(metrics["best_checkpoint"], map_location="cpu", weights_only=True)
     assert metrics["refit_epochs"] == ckpt["epoch"] + 1
     assert "train_only/test/rmse" in metrics and "test/rmse" in metrics
     assert metrics["test/rmse"] != metrics["train_only/test/rmse"]

@@ -1,4 +1,4 @@
-"""Files a user supplies are loaded with weights_only=True: a crafted checkpoint never runs its code."""
+"""Checkpoints are loaded with weights_only=True: a crafted checkpoint never runs its code."""
 
 import pytest
 import torch
@@ -53,3 +53,14 @@ def test_missing_and_plain_files(tmp_path):
         load_user_checkpoint(tmp_path / "nope.ckpt", "model.teacher_ckpt")
     torch.save({"state_dict": {"user_factors": torch.ones(2, 2)}}, tmp_path / "ok.ckpt")
     assert load_user_checkpoint(tmp_path / "ok.ckpt", "model.teacher_ckpt")["state_dict"]["user_factors"].sum() == 4
+
+
+def test_best_checkpoint_path_named_by_a_resumed_file_is_loaded_weights_only(tmp_path):
+    # After a resume, Lightning's ModelCheckpoint takes best_model_path from the resumed file, so the "best
+    # checkpoint" a refit reads its epoch count from may be any file that checkpoint names.
+    from qrec.pipeline import _best_epochs
+
+    marker = tmp_path / "ran"
+    with pytest.raises(ValueError, match=r"best_model_path=.*best\.ckpt is not a plain checkpoint"):
+        _best_epochs(None, str(crafted(tmp_path / "best.ckpt", marker)))
+    assert not marker.exists()
