@@ -64,8 +64,8 @@ def _model(*overrides: str):
 
 def run_cell(task: str, n_ratings: int, n_users: int, n_items: int) -> dict:
     """One measurement in this process (called through ``--cell`` in a fresh interpreter)."""
-    from qrec.data.datamodule import RatingsDataModule
     from qrec.data.synthetic import make_synthetic_ratings
+    from qrec.pipeline import torch_threads
 
     start = time.perf_counter()
     ratings = make_synthetic_ratings(n_users, n_items, n_ratings=n_ratings, rank=10, item_skew=0.5,
@@ -79,11 +79,14 @@ def run_cell(task: str, n_ratings: int, n_users: int, n_items: int) -> dict:
         "evaluate": ("model=als", "model.rank=64"), "varnet_k4": ("model=varnet", "model.k=4"),
         "varnet_k8": ("model=varnet", "model.k=8"), "hybrid_stage2": ("model=varnet_lstm", "model.base_epochs=1"),
     }[task])  # fmt: skip
-    if cfg.get("threads"):  # as `python train.py` runs it (the hybrid's config asks for one thread)
-        import torch
-
-        torch.set_num_threads(cfg.threads)
     out["threads"] = cfg.get("threads")
+    with torch_threads(out["threads"]):  # as `python train.py` runs it (the hybrid's config asks for one thread)
+        return _measure(task, model, cfg, ratings, out)
+
+
+def _measure(task: str, model, cfg, ratings, out: dict) -> dict:
+    from qrec.data.datamodule import RatingsDataModule
+
     timed_fit = task in ("als", "als_cg3")  # the other ALS cells fit one untimed sweep first
     closed_form = timed_fit or task in ("latency_20k", "evaluate")
     dm = RatingsDataModule(lambda: ratings, split="random", seed=0, batch_size=None if closed_form else

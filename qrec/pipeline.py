@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -43,13 +44,20 @@ def run(cfg: DictConfig) -> dict:
         (what Hydra sweepers minimise or maximise).
     """
     check_config(cfg)  # configs that would train nothing fail here, before any data or model work
-    threads = torch.get_num_threads()
-    if cfg.get("threads"):
-        torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.get("threads")):
         return _run(cfg)
+
+
+@contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads (None: torch's default), then restore the previous count."""
+    previous = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)
 
 
 def _run(cfg: DictConfig) -> dict:

@@ -68,7 +68,7 @@ class ReferenceRanker(RankingModule):
     def evaluate(self, dm: ImplicitDataModule, split: str, users: np.ndarray | None = None) -> dict[str, float]:
         """``{split}/ndcg_k``, ``recall_k``, ``hr_k`` over ``users`` (default: every user with a positive)."""
         _, values = self._per_user(dm, split, users)
-        return {f"{split}/{name}": float(v.mean()) for name, v in values.items()}
+        return _means(split, values)
 
     def _per_user(
         self, dm: ImplicitDataModule, split: str, users: np.ndarray | None, batch_users: int = 1024
@@ -93,7 +93,7 @@ class ReferenceRanker(RankingModule):
         self._users = []
         if len(users):
             users, values = self._per_user(self.trainer.datamodule, split, users)
-            self.log_dict({f"{split}/{name}": float(v.mean()) for name, v in values.items()}, prog_bar=split == "val")
+            self.log_dict(_means(split, values), prog_bar=split == "val")
             if split == "test":
                 self.test_per_user = {"users": users, **values}
 
@@ -130,3 +130,8 @@ class RandomRankModule(ReferenceRanker):
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
         return torch.zeros(len(users), self.n_items, device=self.item_counts.device)
+
+
+def _means(split: str, per_user: dict[str, np.ndarray]) -> dict[str, float]:
+    """``{split}/{metric}``: the mean over users of each per-user metric."""
+    return {f"{split}/{name}": float(v.mean()) for name, v in per_user.items()}
