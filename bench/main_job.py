@@ -19,6 +19,8 @@ on a loaded machine are not comparable with an idle one.
     python bench/main_job.py --quick               # smoke test: 1 repeat, 2 + 2 epochs
     python bench/main_job.py --checkout ../other   # the same job on another checkout (before/after)
     python bench/main_job.py --set data.batch_size=1024 --out /tmp/b1024.json
+    python bench/main_job.py --profile             # where the time goes: imports by package, a stage-2 step by
+                                                   # part (one warm run under Lightning's SimpleProfiler)
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import job_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["trainer.max_epochs=2", "model.base_epochs=2"]
@@ -101,6 +105,7 @@ def main() -> None:
     parser.add_argument("--checkout", type=Path, default=ROOT, help="repository to run train.py from")
     parser.add_argument("--cache", type=Path, help="a stage-1 cache to reuse for warm runs (default: a fresh one)")
     parser.add_argument("--out", type=Path, help="JSON path (default: a new bench/results/main_job-<time>.json)")
+    parser.add_argument("--profile", action="store_true", help="instead of timing: where one warm run's time goes")
     args = parser.parse_args()
     modes = args.modes.split(",")
     if not set(modes) <= {"cold", "warm"} or not modes:
@@ -113,6 +118,8 @@ def main() -> None:
     machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                "checkout": str(checkout), "load_at_start": os.getloadavg()}  # fmt: skip
     print(f"{machine['cpu']}, {machine['cores']} cores, load average {machine['load_at_start'][0]:.2f}")
+    if args.profile:
+        return profile(args, checkout, overrides, machine)
 
     rows = []
     for repeat in range(repeats):
@@ -137,10 +144,33 @@ def main() -> None:
         summary[mode] = {c: statistics.median(r[c] for r in mine) if all(r.get(c) is not None for r in mine) else None
                          for c in columns}  # fmt: skip
         print(f"| {mode} | " + " | ".join(fmt(summary[mode][c]) for c in columns) + " |")
-    out = args.out or ROOT / "bench" / "results" / f"main_job-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    write(args.out, "main_job", {"machine": machine, "model": args.model, "overrides": overrides, "repeats": repeats,
+                                 "summary": summary, "runs": rows, "load_at_end": os.getloadavg()})  # fmt: skip
+
+
+def profile(args: argparse.Namespace, checkout: Path, overrides: list[str], machine: dict) -> None:
+    """One warm run under Lightning's SimpleProfiler, and the imports' cost; tables + JSON."""
+    imports = job_profile.import_seconds(checkout)
+    with tempfile.TemporaryDirectory(prefix="qrec-stage1-") as fresh, \
+            tempfile.TemporaryDirectory(prefix="qrec-profile-") as report_dir:  # fmt: skip
+        cache = args.cache or Path(fresh)
+        if not args.cache:
+            run_job(checkout, args.model, cache, overrides)  # fills the stage-1 cache
+        run = run_job(checkout, args.model, cache, overrides + job_profile.profiler_overrides(Path(report_dir)))
+        report = job_profile.read_report(Path(report_dir) / "fit-profile.txt")
+    row = breakdown(run)
+    parts = job_profile.step_parts(report, int(row["stage2_steps"]))
+    print(f"\n{args.model} {' '.join(overrides)}: one warm run, profiled: " + ", ".join(
+        f"{k} {fmt(v)}" for k, v in row.items()))  # fmt: skip
+    job_profile.print_tables(imports, parts, row["stage2_steps_per_s"])
+    write(args.out, "main_job_profile", {"machine": machine, "model": args.model, "overrides": overrides,
+                                         "run": {**row, "run": run}, "imports_s": imports, "stage2_parts_s": parts,
+                                         "load_at_end": os.getloadavg()})  # fmt: skip
+
+
+def write(path: Path | None, stem: str, payload: dict) -> None:
+    out = path or ROOT / "bench" / "results" / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine, "model": args.model, "overrides": overrides, "repeats": repeats,
-               "summary": summary, "runs": rows, "load_at_end": os.getloadavg()}  # fmt: skip
     out.write_text(json.dumps(payload, indent=2))
     print(f"\nwrote {out}")
 
