@@ -20,18 +20,19 @@ from collections import defaultdict
 from pathlib import Path
 
 
-def _env(checkout: Path) -> dict:
+def checkout_env(checkout: Path, **extra: str) -> dict:
+    """This process's environment with ``checkout`` first on PYTHONPATH (and ``extra`` variables set)."""
     path = os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH")) if p)
-    return {**os.environ, "PYTHONPATH": path}
+    return {**os.environ, **extra, "PYTHONPATH": path}
 
 
 def import_seconds(checkout: Path, module: str = "qrec.pipeline") -> dict[str, float]:
     """Seconds per top-level package to import ``module`` (own time of each module, summed)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], check=True, env=_env(checkout))
+    subprocess.run([sys.executable, "-c", "pass"], check=True, env=checkout_env(checkout))
     out = {"interpreter start": time.perf_counter() - start}
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], cwd=checkout,
-                          env=_env(checkout), capture_output=True, text=True, check=True)  # fmt: skip
+                          env=checkout_env(checkout), capture_output=True, text=True, check=True)  # fmt: skip
     packages: dict[str, float] = defaultdict(float)
     for line in proc.stderr.splitlines():
         fields = line.removeprefix("import time:").split("|")

@@ -58,8 +58,7 @@ def run_job(checkout: Path, model: str, cache: Path, overrides: list[str]) -> di
     with tempfile.TemporaryDirectory(prefix="qrec-main-job-") as out:
         cmd = [sys.executable, "train.py", f"model={model}", f"++model.cache_dir={cache}", f"hydra.run.dir={out}",
                *overrides]  # fmt: skip
-        path = os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH")) if p)
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": path}
+        env = job_profile.checkout_env(checkout, OMP_WAIT_POLICY="PASSIVE")
         load_before = os.getloadavg()
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True)
