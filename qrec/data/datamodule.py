@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from qrec.data.splits import Split, check_not_empty, make_split
 from qrec.data.table import DataError, RatingTable
@@ -41,10 +41,31 @@ class _RatingRows(Dataset):
     def __len__(self) -> int:
         return len(self.data)
 
-    def __getitem__(self, rows: list[int]) -> tuple[torch.Tensor, ...]:
-        rows = torch.as_tensor(rows)
-        fields = tuple(field[rows] for field in self.data[: self.fields])
+    def __getitem__(self, rows: list[int] | slice) -> tuple[torch.Tensor, ...]:
+        if isinstance(rows, slice):  # the whole split (``_WholeSplit``): copies, as a gather would give
+            fields = tuple(field[rows].clone() for field in self.data[: self.fields])
+            rows = torch.arange(len(self.data))[rows]
+        else:
+            rows = torch.as_tensor(rows)
+            fields = tuple(field[rows] for field in self.data[: self.fields])
         return (*fields, rows) if self.with_rows else fields
+
+
+class _WholeSplit(Sampler):
+    """One batch, every row in order, as a slice (closed-form models: one batch = one sweep).
+
+    A ``BatchSampler`` would build a Python list of every row index each epoch and ``_RatingRows`` would
+    turn it into a tensor: ~4 s per ALS sweep at 12 M training ratings, a quarter of the sweep.
+    """
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self):
+        yield slice(0, self.n)
 
 
 def scale(ratings: torch.Tensor, rating_scale: tuple[float, float]) -> torch.Tensor:
@@ -194,9 +215,11 @@ class RatingsDataModule(L.LightningDataModule):
         )
 
     def _loader(self, data: Ratings, batch_size: int | None, shuffle: bool, evaluation: bool = False) -> DataLoader:
-        size = len(data) if batch_size is None else batch_size
-        base = RandomSampler(range(len(data))) if shuffle else SequentialSampler(range(len(data)))
-        sampler = BatchSampler(base, size, drop_last=False)
+        if batch_size is None:
+            sampler = _WholeSplit(len(data))
+        else:
+            base = RandomSampler(range(len(data))) if shuffle else SequentialSampler(range(len(data)))
+            sampler = BatchSampler(base, batch_size, drop_last=False)
         dataset = _RatingRows(data, self.with_timestamps, with_rows=evaluation)
         return DataLoader(dataset, sampler=sampler, batch_size=None)
 
