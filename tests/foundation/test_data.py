@@ -69,6 +69,29 @@ def test_datamodule_batches_and_full_batch(table):
     assert dm.train.ratings.min() >= 1
 
 
+@pytest.mark.parametrize(("n", "size"), [(1000, 64), (1000, 1000), (7, 3), (5, 10)])
+def test_batches_equal_torch_batch_samplers(n, size):
+    """The data module's samplers give torch's BatchSampler batches, and consume the global RNG as it does."""
+    from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+
+    from qrec.data.datamodule import _InOrder, _Shuffled
+
+    rows = torch.arange(n)
+    for ours, theirs in (
+        (_InOrder(n, size), SequentialSampler(range(n))),
+        (_Shuffled(n, size), RandomSampler(range(n))),
+    ):
+        reference = BatchSampler(theirs, size, drop_last=False)
+        assert len(ours) == len(reference)
+        for epoch in range(2):  # a new order each epoch, the same one as torch's
+            torch.manual_seed(epoch)
+            expected = [list(batch) for batch in reference]
+            after = torch.rand(1)
+            torch.manual_seed(epoch)
+            assert [rows[batch].tolist() for batch in ours] == expected
+            assert torch.equal(torch.rand(1), after)
+
+
 def test_global_mean_and_matrix_use_train_only(table):
     dm = RatingsDataModule(lambda: table)
     dm.setup()
