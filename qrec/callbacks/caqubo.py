@@ -253,6 +253,9 @@ class CAQUBOCallback(Callback):
             "caqubo/test_ndcg_10_selected": result["test_ndcg_10_selected"],
             "caqubo/n_selected": float(result["n_selected"]),
         }
+        if self.retrain:  # the retrained model's scores beside the masked model's, in the run's summary too
+            model.extra_metrics["caqubo/val_ndcg_10_retrained"] = result["retrain"]["val_ndcg_10"]
+            model.extra_metrics["caqubo/test_ndcg_10_retrained"] = result["retrain"]["test_ndcg_10"]
         return result
 
     def build_q(self, model) -> tuple[np.ndarray, dict]:

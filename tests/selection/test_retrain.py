@@ -38,7 +38,8 @@ def test_retrain_uses_the_same_early_stopping_and_best_checkpoint(tmp_path, monk
                                                            mode="max"),
                                            EarlyStopping("val/ndcg_10", mode="max", patience=1), callback],
     )  # fmt: skip
-    trainer.fit(MLPDPModule(dim=8, hidden=16), datamodule=dm)
+    model = MLPDPModule(dim=8, hidden=16)
+    trainer.fit(model, datamodule=dm)
     (retrain,) = [t for t in seen if t is not trainer]  # L is lightning itself: the test's trainer is a spy too
     stop = next(c for c in retrain.callbacks if isinstance(c, EarlyStopping))
     best = next(c for c in retrain.callbacks if isinstance(c, ModelCheckpoint))
@@ -52,3 +53,6 @@ def test_retrain_uses_the_same_early_stopping_and_best_checkpoint(tmp_path, monk
     assert result["val_ndcg_10"] == pytest.approx(float(best.best_model_score), abs=1e-6)
     assert result["epochs"] <= retrain.current_epoch
     assert result["monitor"] == "val/ndcg_10" and result["early_stopping"]
+    # ... and lands in metrics.json beside the masked model's score (extra_metrics)
+    assert model.extra_metrics["caqubo/test_ndcg_10_retrained"] == result["test_ndcg_10"]
+    assert model.extra_metrics["caqubo/val_ndcg_10_retrained"] == result["val_ndcg_10"]
