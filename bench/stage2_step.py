@@ -5,7 +5,7 @@
 
 ``bench/scale.py`` finds the hybrid's stage-2 epoch growing faster than the ratings (slope > 1 from 5 M to
 20 M). This script profiles one step of the same head (``SequenceHead``, single step, with the
-``model=varnet_lstm`` config's sizes, dropout, learning rate, weight decay, batch size and thread count, on
+``model=varnet_lstm`` config's sizes, dropout, loss, learning rate, weight decay, batch size and thread count, on
 the fused Adam the model uses) for each user × item table shape of the scale benchmark, on random batches:
 forward + loss, backward, optimizer step and zero_grad, in ms per step. A part whose time grows with the table
 size, not the batch, is what makes the epoch super-linear. Prints a table; writes JSON
@@ -33,6 +33,7 @@ def profile(n_users: int, n_items: int, cfg, steps: int, warmup: int = 10) -> di
     """Mean ms per step of each part for one table shape."""
     from qrec.models.components.optim import adam
     from qrec.models.components.sequence_head import SequenceHead
+    from qrec.models.hybrid import LOSSES
 
     m, batch = cfg.model, cfg.data.batch_size
     torch.manual_seed(0)
@@ -43,7 +44,7 @@ def profile(n_users: int, n_items: int, cfg, steps: int, warmup: int = 10) -> di
         users, items = torch.randint(0, n_users, (batch,)), torch.randint(0, n_items, (batch, 1))
         values, target = torch.rand(batch, 1), torch.rand(batch) * 4 + 1
         marks = [time.perf_counter()]
-        loss = torch.nn.functional.mse_loss(3 + head(values, users, items), target).sqrt()
+        loss = LOSSES[m.loss](3 + head(values, users, items), target)  # the model's own loss (rmse)
         marks.append(time.perf_counter())
         loss.backward()
         marks.append(time.perf_counter())

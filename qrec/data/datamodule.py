@@ -44,7 +44,7 @@ class _RatingRows(Dataset):
     def __getitem__(self, rows: slice | torch.Tensor) -> tuple[torch.Tensor, ...]:
         if isinstance(rows, slice):  # consecutive rows: copies, as a gather would give
             fields = tuple(field[rows].clone() for field in self.data[: self.fields])
-            rows = torch.arange(len(self.data))[rows]
+            rows = torch.arange(*rows.indices(len(self.data)))  # this batch's row numbers only
         else:
             rows = torch.as_tensor(rows)
             fields = tuple(field[rows] for field in self.data[: self.fields])

@@ -67,6 +67,9 @@ def test_datamodule_batches_and_full_batch(table):
         assert torch.equal(served, stored)
     batch[2].zero_()  # a model may change its batch in place; the split must not change with it
     assert dm.train.ratings.min() >= 1
+    dm.eval_batch_size = 7  # evaluation batches carry their row numbers: every row once, in order
+    rows = torch.cat([batch[4] for batch in dm.val_dataloader()])
+    assert torch.equal(rows, torch.arange(len(dm.val)))
 
 
 @pytest.mark.parametrize(("n", "size"), [(1000, 64), (1000, 1000), (7, 3), (5, 10)])
